@@ -104,8 +104,15 @@ class NetworkRecord:
     acng_pid: int | None = None
 
 
+class Lock:
+    """A held lock; set ``remove_when_done`` to unlink its file on release."""
+
+    def __init__(self, remove_when_done: bool) -> None:
+        self.remove_when_done = remove_when_done
+
+
 @contextlib.contextmanager
-def locked(path: Path, *, remove_when_done: bool = False) -> Iterator[None]:
+def locked(path: Path, *, remove_when_done: bool = False) -> Iterator[Lock]:
     """Hold an exclusive flock on ``path``, creating it (and its directory) if needed.
 
     The lock file may be unlinked by its holder (``remove_when_done``) so that nothing is
@@ -114,7 +121,10 @@ def locked(path: Path, *, remove_when_done: bool = False) -> Iterator[None]:
     """
     while True:
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        except FileNotFoundError:
+            continue  # the directory was removed by a holder cleaning up; make it again
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
             try:
@@ -128,10 +138,11 @@ def locked(path: Path, *, remove_when_done: bool = False) -> Iterator[None]:
             os.close(fd)
             raise
         break
+    lock = Lock(remove_when_done)
     try:
-        yield
+        yield lock
     finally:
-        if remove_when_done:
+        if lock.remove_when_done:
             with contextlib.suppress(FileNotFoundError):
                 path.unlink()
         os.close(fd)

@@ -1,0 +1,268 @@
+"""Reading and writing profile YAML, with a line number for every problem.
+
+Every profile on disk goes through :func:`load_profile`: YAML that is not a
+mapping, duplicate keys, alias bombs (rejected before anything is expanded),
+unknown keys, wrong types and every rule of the Profile model come back as one
+``FILE:LINE: field.path: message (fix)`` line each. The checks that need the
+file system (certificate files, the names stored in the secrets file) run
+here too, so a profile that loads is a profile that can be deployed.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.error import MarkedYAMLError, YAMLError
+from ruamel.yaml.nodes import MappingNode, Node, SequenceNode
+from ruamel.yaml.scalarbool import ScalarBoolean
+
+from selfhost.errors import ValidationFailed
+from selfhost.models import Profile, field_errors
+
+#: more nodes than any real profile has; an alias bomb expands far beyond it
+MAX_NODES = 5000
+MAX_BYTES = 1_000_000
+
+
+class LineMap:
+    """Line numbers (1-based) of the keys and list items of one YAML document."""
+
+    def __init__(self, lines: dict[str, int] | None = None) -> None:
+        self._lines: dict[str, int] = dict(lines or {})
+
+    def set(self, path: str, line: int) -> None:
+        self._lines[path] = line
+
+    def line_of(self, path: str) -> int:
+        """The line of ``path``, or of its nearest ancestor that is in the file."""
+        parts = path.split(".") if path else []
+        while parts:
+            key = ".".join(parts)
+            if key in self._lines:
+                return self._lines[key]
+            parts.pop()
+        return 1
+
+    def __contains__(self, path: object) -> bool:
+        return path in self._lines
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One problem of a profile; warnings are shown but do not fail validation."""
+
+    file: str
+    line: int
+    path: str
+    message: str
+    warning: bool = False
+
+    def render(self) -> str:
+        prefix = "warning: " if self.warning else ""
+        where = f"{self.path}: " if self.path else ""
+        return f"{self.file}:{self.line}: {prefix}{where}{self.message}"
+
+
+@dataclass
+class ProfileCheck:
+    """The outcome of checking one profile file."""
+
+    path: Path
+    profile: Profile | None
+    errors: list[Finding] = field(default_factory=list)
+    warnings: list[Finding] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.profile is not None and not self.errors
+
+
+def _yaml() -> YAML:
+    yaml = YAML(typ="rt")
+    yaml.allow_duplicate_keys = False
+    return yaml
+
+
+def _expanded_size(root: Node) -> int:
+    """How many nodes the document has once every alias is expanded.
+
+    Computed on the composed graph, where an alias is a shared node, so the
+    cost is linear in the text even for a billion-laughs document.
+    """
+    sizes: dict[int, int] = {}
+    visiting: set[int] = set()
+
+    def size(node: Node) -> int:
+        key = id(node)
+        if key in sizes:
+            return sizes[key]
+        if key in visiting:
+            raise ValueError("recursive alias")
+        visiting.add(key)
+        total = 1
+        if isinstance(node, MappingNode):
+            for k, v in node.value:
+                total += size(k) + size(v)
+        elif isinstance(node, SequenceNode):
+            for item in node.value:
+                total += size(item)
+        visiting.discard(key)
+        sizes[key] = total
+        return total
+
+    return size(root)
+
+
+def _plain(value: Any, prefix: str, lines: LineMap) -> Any:
+    """Round-trip YAML objects -> plain dict/list/scalars, recording key lines."""
+    if isinstance(value, CommentedMap):
+        out: dict[str, Any] = {}
+        for key, item in value.items():
+            path = f"{prefix}.{key}" if prefix else str(key)
+            lines.set(path, value.lc.key(key)[0] + 1)
+            out[str(key)] = _plain(item, path, lines)
+        return out
+    if isinstance(value, CommentedSeq):
+        items = []
+        for index, item in enumerate(value):
+            path = f"{prefix}.{index}" if prefix else str(index)
+            lines.set(path, value.lc.item(index)[0] + 1)
+            items.append(_plain(item, path, lines))
+        return items
+    if isinstance(value, ScalarBoolean):
+        return bool(value)
+    for kind in (bool, int, float, str):
+        if isinstance(value, kind):
+            return kind(value)
+    return value
+
+
+def parse_yaml_mapping(text: str, source: str) -> tuple[dict[str, Any], LineMap]:
+    """Parse one YAML mapping safely; raises :class:`ValidationFailed`."""
+    if len(text.encode()) > MAX_BYTES:
+        raise ValidationFailed([f"{source}:1: the file is larger than {MAX_BYTES} bytes "
+                                "(a profile is a few kilobytes; check the path)"])
+    yaml = _yaml()
+    try:
+        node = yaml.compose(text)
+        if node is not None and _expanded_size(node) > MAX_NODES:
+            raise ValidationFailed([f"{source}:1: the document expands to more than "
+                                    f"{MAX_NODES} nodes through aliases (remove the "
+                                    "anchors and aliases)"])
+        data = yaml.load(text)
+    except ValueError as exc:  # recursive alias
+        raise ValidationFailed([f"{source}:1: {exc} (remove the anchors and aliases)"]) \
+            from None
+    except MarkedYAMLError as exc:
+        raise ValidationFailed([_yaml_error_line(exc, source)]) from None
+    except YAMLError as exc:
+        raise ValidationFailed([f"{source}:1: not valid YAML: {exc}"]) from None
+    if not isinstance(data, CommentedMap):
+        kind = "empty" if data is None else f"a {type(data).__name__}"
+        raise ValidationFailed([f"{source}:1: the document is {kind}, not a mapping "
+                                "(write keys such as customer:, topology:, hosts:)"])
+    lines = LineMap()
+    plain = _plain(data, "", lines)
+    return plain, lines
+
+
+def _yaml_error_line(exc: MarkedYAMLError, source: str) -> str:
+    mark = exc.problem_mark or exc.context_mark
+    line = mark.line + 1 if mark is not None else 1
+    problem = exc.problem or "not valid YAML"
+    if "duplicate key" in problem or "found duplicate key" in str(exc):
+        key = problem.split('"')[1] if problem.count('"') >= 2 else ""
+        return (f"{source}:{line}: {key + ': ' if key else ''}duplicate key "
+                "(keep one of them)")
+    context = f"{exc.context}, " if exc.context else ""
+    return f"{source}:{line}: not valid YAML: {context}{problem}"
+
+
+def load_profile_data(path: Path) -> tuple[dict[str, Any], LineMap]:
+    """The profile file as plain data, with the line of every key."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ValidationFailed([f"{path}:1: the file does not exist (check the path, or "
+                                "create it with selfhost init)"]) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ValidationFailed([f"{path}:1: cannot read the file ({exc})"]) from None
+    return parse_yaml_mapping(text, str(path))
+
+
+def model_findings(data: dict[str, Any], lines: LineMap, source: str) -> tuple[
+        Profile | None, list[Finding]]:
+    """Validate ``data`` with the Profile model; one finding per problem."""
+    try:
+        return Profile.model_validate(data), []
+    except ValidationError as exc:
+        return None, [Finding(source, lines.line_of(p), p, m) for p, m in field_errors(exc)]
+
+
+def check_profile(path: Path) -> ProfileCheck:
+    """Every check a profile file gets, errors and warnings apart.
+
+    Raises :class:`ValidationFailed` only when the file is not a YAML mapping;
+    everything else is reported in the returned :class:`ProfileCheck`.
+    """
+    data, lines = load_profile_data(path)
+    profile, errors = model_findings(data, lines, str(path))
+    check = ProfileCheck(path=path, profile=profile, errors=errors)
+    if profile is not None:
+        # Imported here: both read the file system and are only needed for a
+        # profile that passed the model's rules.
+        from selfhost.profile_checks import file_findings
+
+        for finding in file_findings(profile, path, lines):
+            (check.warnings if finding.warning else check.errors).append(finding)
+    return check
+
+
+def load_profile(path: Path) -> Profile:
+    """The validated Profile in ``path``; raises :class:`ValidationFailed`."""
+    check = check_profile(path)
+    if check.profile is None or check.errors:
+        raise ValidationFailed([f.render() for f in check.errors])
+    return check.profile
+
+
+# -- writing ------------------------------------------------------------------------
+
+def profile_document(profile: Profile) -> dict[str, Any]:
+    """The profile as plain data in model order, without values left at defaults
+    that the reader does not need to see (unset optional fields)."""
+    dumped: dict[str, Any] = profile.model_dump(mode="json", exclude_none=True)
+    return dumped
+
+
+def dump_profile(profile: Profile) -> str:
+    """Stable YAML for a profile: model key order, no flow style."""
+    yaml = YAML(typ="rt")
+    yaml.default_flow_style = False
+    yaml.indent(mapping=2, sequence=4, offset=2)
+    buffer = io.StringIO()
+    yaml.dump(profile_document(profile), buffer)
+    return buffer.getvalue()
+
+
+def write_atomic(path: Path, data: bytes, mode: int = 0o644) -> None:
+    """Write ``data`` to ``path`` through a temporary file in the same directory."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        os.fchmod(fd, mode)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

@@ -1,0 +1,38 @@
+"""Real Debian target hosts on one machine: systemd-nspawn guests on a private bridge.
+
+Public API (what deploy and verify code call)::
+
+    up(name="default", hosts=1, release=None, *, install_prereqs=False,
+       boot_timeout=120, progress=None) -> Sandbox
+    load(name="default") -> Sandbox
+    down(name="default", *, grace=30) -> list[str]
+    down_all(*, grace=30) -> list[str]
+    list_sandboxes() -> list[Sandbox]
+
+A :class:`Sandbox` carries ``name``, ``release``, ``guests`` (each a :class:`Guest`
+with ``name``, ``address``, ``release``, ``pid``, ``state``), ``ssh_key``,
+``known_hosts``, ``inventory`` (Ansible YAML), ``bridge_address`` (also the apt
+proxy, see ``apt_proxy``) and ``ssh_command(guest, *argv)``.
+
+Guests reach only the host's bridge address (apt-cacher-ng on port 3142) and each
+other: they have no default route. State lives under ``/var/lib/selfhost/sandbox``
+(``$SELFHOST_SANDBOX_DIR``), caches under ``/var/cache/selfhost``
+(``$SELFHOST_CACHE_DIR``), the subnet is ``$SELFHOST_SANDBOX_SUBNET`` (a private /24,
+default 10.213.47.0/24). Everything needs root.
+"""
+
+from selfhost.sandbox.lifecycle import down, down_all, list_sandboxes, load, up
+from selfhost.sandbox.models import Guest, Sandbox
+from selfhost.sandbox.rootfs import DEFAULT_RELEASE, RELEASES
+
+__all__ = [
+    "DEFAULT_RELEASE",
+    "RELEASES",
+    "Guest",
+    "Sandbox",
+    "down",
+    "down_all",
+    "list_sandboxes",
+    "load",
+    "up",
+]

@@ -1,0 +1,226 @@
+"""The shared bridge, guest addresses on it, and the apt cache bound to it.
+
+Guests get static addresses and no default route, so the only thing they can reach
+is the host's bridge address: the apt cache there, and each other.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+import json
+import os
+import pwd
+import socket
+import subprocess
+import time
+from collections.abc import Iterable
+from pathlib import Path
+
+from selfhost.errors import InvalidInput, PrerequisiteMissing, SelfhostError
+from selfhost.sandbox.state import NetworkRecord, Paths, read_network, write_network
+from selfhost.sandbox.system import pid_matches, remove_tree, run, stop_pid
+
+SUBNET_ENV = "SELFHOST_SANDBOX_SUBNET"
+# Picked to be unlikely on a CI or developer machine; checked against the routes anyway.
+DEFAULT_SUBNET = "10.213.47.0/24"
+BRIDGE = "selfhost-sb0"
+ACNG_PORT = 3142
+
+
+def configured_subnet(value: str | None = None) -> ipaddress.IPv4Network:
+    """The sandbox subnet from ``value`` or ``$SELFHOST_SANDBOX_SUBNET``: a private /24."""
+    raw = value if value is not None else os.environ.get(SUBNET_ENV) or DEFAULT_SUBNET
+    try:
+        net = ipaddress.IPv4Network(raw, strict=True)
+    except ValueError as exc:
+        raise InvalidInput(
+            f"{SUBNET_ENV}={raw!r} is not an IPv4 network ({exc}); "
+            "set it to a private /24 such as 10.213.47.0/24"
+        ) from exc
+    if net.prefixlen != 24 or not net.is_private:
+        raise InvalidInput(
+            f"{SUBNET_ENV}={raw!r} must be a private /24 (e.g. 10.213.47.0/24)"
+        )
+    return net
+
+
+def bridge_address(net: ipaddress.IPv4Network) -> str:
+    """The host's own address on the bridge: the first in the subnet."""
+    return str(net.network_address + 1)
+
+
+def allocate_addresses(
+    net: ipaddress.IPv4Network, taken: Iterable[str], count: int
+) -> list[str]:
+    """The ``count`` lowest free guest addresses; the bridge's own address is never free.
+
+    Pure so it can be tested; callers hold the global lock so two ``up`` runs cannot
+    both pick the same address.
+    """
+    used = {ipaddress.IPv4Address(a) for a in taken}
+    used.add(ipaddress.IPv4Address(bridge_address(net)))
+    free = (h for h in net.hosts() if h not in used)
+    picked = [str(a) for _, a in zip(range(count), free, strict=False)]
+    if len(picked) < count:
+        raise SelfhostError(
+            f"the sandbox subnet {net} has only {len(picked)} free addresses, "
+            f"{count} are needed; remove a sandbox with `selfhost sandbox down`"
+        )
+    return picked
+
+
+def overlapping_routes(
+    net: ipaddress.IPv4Network, routes: list[dict[str, object]], bridge: str = BRIDGE
+) -> list[str]:
+    """Host routes (from ``ip -j route``) that collide with ``net``, except our bridge's own."""
+    clashes = []
+    for route in routes:
+        dst = str(route.get("dst", ""))
+        if dst in ("", "default") or route.get("dev") == bridge:
+            continue
+        with contextlib.suppress(ValueError):
+            if ipaddress.IPv4Network(dst, strict=False).overlaps(net):
+                clashes.append(f"{dst} dev {route.get('dev', '?')}")
+    return clashes
+
+
+def _bridge_exists(bridge: str) -> bool:
+    return Path("/sys/class/net", bridge).exists()
+
+
+def _check_routes(net: ipaddress.IPv4Network) -> None:
+    routes = json.loads(run(["ip", "-j", "-4", "route", "show"], what="reading routes") or "[]")
+    clashes = overlapping_routes(net, routes)
+    if clashes:
+        raise InvalidInput(
+            f"the sandbox subnet {net} overlaps host route(s) {', '.join(clashes)}; "
+            f"set {SUBNET_ENV} to a free private /24"
+        )
+
+
+def _create_bridge(net: ipaddress.IPv4Network) -> None:
+    try:
+        run(["ip", "link", "add", BRIDGE, "type", "bridge"], what=f"creating bridge {BRIDGE}")
+    except SelfhostError as exc:
+        raise PrerequisiteMissing(
+            f"{exc.message}\nThe kernel needs bridge support (CONFIG_BRIDGE, module `bridge`)."
+        ) from exc
+    # The bridge carries only guest traffic; no IPv6 chatter (RAs, MLD) is wanted on it.
+    ipv6 = Path(f"/proc/sys/net/ipv6/conf/{BRIDGE}/disable_ipv6")
+    if ipv6.exists():
+        ipv6.write_text("1\n", encoding="ascii")
+    run(["ip", "addr", "add", f"{bridge_address(net)}/{net.prefixlen}", "dev", BRIDGE],
+        what=f"addressing bridge {BRIDGE}")
+    run(["ip", "link", "set", BRIDGE, "up"], what=f"bringing up bridge {BRIDGE}")
+
+
+def _acng_conf(paths: Paths, address: str) -> Path:
+    """A minimal config of our own: Debian's default remaps deb.debian.org away."""
+    conf_dir = paths.acng_dir / "conf"
+    conf_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    (paths.acng_dir / "log").mkdir(exist_ok=True)
+    paths.acng_cache.mkdir(parents=True, exist_ok=True)
+    # apt-cacher-ng drops privileges to its own user when started as root.
+    with contextlib.suppress(KeyError, OSError):
+        user = pwd.getpwnam("apt-cacher-ng")
+        for d in (paths.acng_cache, paths.acng_dir / "log"):
+            os.chown(d, user.pw_uid, user.pw_gid)
+    (conf_dir / "acng.conf").write_text(
+        "\n".join(
+            [
+                f"CacheDir: {paths.acng_cache}",
+                f"LogDir: {paths.acng_dir / 'log'}",
+                "SupportDir: /usr/lib/apt-cacher-ng",
+                f"Port: {ACNG_PORT}",
+                f"BindAddress: {address}",
+                "ForeGround: 1",
+                f"PidFile: {paths.acng_dir / 'acng.pid'}",
+                f"SocketPath: {paths.acng_dir / 'acng.socket'}",
+                "ExThreshold: 4",
+                "ReportPage: acng-report.html",
+                "",
+            ]
+        ),
+        encoding="utf-8",
+    )
+    return conf_dir
+
+
+def _acng_needles(paths: Paths) -> tuple[str, str]:
+    return ("apt-cacher-ng", str(paths.acng_dir))
+
+
+def _wait_port(address: str, port: int, deadline: float, pid: int, paths: Paths) -> None:
+    while time.monotonic() < deadline:
+        if not pid_matches(pid, *_acng_needles(paths)):
+            raise SelfhostError(
+                f"apt-cacher-ng exited at start; see {paths.acng_dir / 'log'} "
+                f"and {paths.acng_dir / 'acng.out'}"
+            )
+        with contextlib.suppress(OSError), socket.create_connection((address, port), timeout=1):
+            return
+        time.sleep(0.1)
+    raise SelfhostError(f"apt-cacher-ng did not listen on {address}:{port} within 20 s")
+
+
+def _start_acng(paths: Paths, address: str) -> int:
+    conf_dir = _acng_conf(paths, address)
+    out = open(paths.acng_dir / "acng.out", "ab")  # noqa: SIM115 - handed to the child
+    try:
+        proc = subprocess.Popen(
+            ["apt-cacher-ng", "-c", str(conf_dir)],
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    except FileNotFoundError as exc:
+        raise PrerequisiteMissing(
+            "apt-cacher-ng is not installed; apt-get install -y apt-cacher-ng"
+        ) from exc
+    finally:
+        out.close()
+    _wait_port(address, ACNG_PORT, time.monotonic() + 20, proc.pid, paths)
+    return proc.pid
+
+
+def ensure_network(paths: Paths) -> NetworkRecord:
+    """Bring up the bridge and the apt cache if they are not up. Caller holds the global lock.
+
+    Idempotent: a bridge or cache that vanished (host reboot, killed process) is recreated.
+    """
+    net = configured_subnet()
+    record = read_network(paths)
+    if record is not None and record.subnet != str(net):
+        raise InvalidInput(
+            f"running sandboxes use subnet {record.subnet} but {SUBNET_ENV} asks for {net}; "
+            "take them down first (`selfhost sandbox down --all`) or unset it"
+        )
+    record = record or NetworkRecord(
+        bridge=BRIDGE, subnet=str(net), bridge_address=bridge_address(net)
+    )
+    if not _bridge_exists(record.bridge):
+        _check_routes(net)
+        _create_bridge(net)
+    write_network(paths, record)
+    if not pid_matches(record.acng_pid, *_acng_needles(paths)):
+        record.acng_pid = _start_acng(paths, record.bridge_address)
+        write_network(paths, record)
+    return record
+
+
+def teardown_network(paths: Paths) -> None:
+    """Stop the apt cache and remove the bridge. Caller holds the global lock.
+
+    The apt package cache under the cache dir stays: it is a cache.
+    """
+    record = read_network(paths)
+    if record is not None and record.acng_pid:
+        stop_pid(record.acng_pid, *_acng_needles(paths), grace=10)
+    bridge = record.bridge if record is not None else BRIDGE
+    if _bridge_exists(bridge):
+        run(["ip", "link", "delete", bridge], what=f"removing bridge {bridge}")
+    remove_tree(paths.acng_dir)
+    with contextlib.suppress(FileNotFoundError):
+        paths.network_file.unlink()
