@@ -15,7 +15,6 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
-from cryptography.x509.oid import ExtensionOID
 
 #: warn when the certificate expires within this time
 EXPIRY_WARNING = timedelta(days=30)
@@ -79,10 +78,10 @@ def _public_der(key: object) -> bytes:
 
 def _dns_names(cert: x509.Certificate) -> list[str]:
     try:
-        ext = cert.extensions.get_extension_for_oid(ExtensionOID.SUBJECT_ALTERNATIVE_NAME)
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     except x509.ExtensionNotFound:
         return []
-    return [name.lower() for name in ext.value.get_values_for_type(x509.DNSName)]
+    return [name.lower() for name in san.get_values_for_type(x509.DNSName)]
 
 
 def matches_domain(pattern: str, domain: str) -> bool:

@@ -10,22 +10,26 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from typing import Annotated, Literal, Self
+from typing import Annotated, Any, Literal, Self
 from urllib.parse import parse_qs, urlsplit
 
 from pydantic import (
-    ValidationError,
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
+    ValidationError,
     model_validator,
 )
 
+from selfhost import validation
 from selfhost.residency import RESIDENCY_CODES, is_us
+from selfhost.validation import CrossFieldErrors
 
 _LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
-_EMAIL = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_EMAIL = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+"
+                    r"@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
                     r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$")
 _SLUG = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$")
 
@@ -71,6 +75,11 @@ def _slug(value: str) -> str:
             "at most 64 characters, e.g. acme-gmbh)"
         )
     return value
+
+
+def _version_text(value: object) -> object:
+    """``min_version: 1.3`` unquoted is a YAML float; read it as the text it means."""
+    return f"{value:.1f}" if isinstance(value, float) else value
 
 
 HostName = Annotated[str, AfterValidator(_hostname)]
@@ -150,7 +159,7 @@ class Acme(Strict):
 class TLS(Strict):
     mode: Literal["self-signed", "provided", "acme"] = "self-signed"
     domain: HostName = "chat.example.internal"
-    min_version: Literal["1.2", "1.3"] = "1.3"
+    min_version: Annotated[Literal["1.2", "1.3"], BeforeValidator(_version_text)] = "1.3"
     #: provided mode: PEM files on the controller
     cert_file: str | None = None
     key_file: str | None = None
@@ -254,14 +263,6 @@ class Profile(Strict):
         if problems:
             raise CrossFieldErrors(problems)
         return self
-
-
-class CrossFieldErrors(ValueError):
-    """Several rule violations at once, each tied to the field a user must change."""
-
-    def __init__(self, problems: list[tuple[str, str]]) -> None:
-        self.problems = problems
-        super().__init__("; ".join(f"{path}: {msg}" for path, msg in problems))
 
 
 def _topology_rules(p: Profile) -> list[tuple[str, str]]:
@@ -388,23 +389,31 @@ def all_hosts(profile: Profile) -> list[Host]:
     return _all_hosts(profile)
 
 
-def field_errors(exc: ValidationError) -> list[tuple[str, str]]:
+def _profile_model(exc: ValidationError) -> type[BaseModel] | None:
+    return Profile if exc.title == Profile.__name__ else None
+
+
+def field_errors(exc: ValidationError,
+                 model: type[BaseModel] | None = None) -> list[tuple[str, str]]:
     """``(dotted.path, message)`` for each problem, cross-field rules unpacked.
 
     Every input path (wizard, flags, answers file, preset) reports through this,
-    so a rule reads the same wherever it fires.
+    so a rule reads the same wherever it fires. ``model`` (the Profile when the
+    error is the Profile's) is where an unknown key finds its did-you-mean.
     """
-    out: list[tuple[str, str]] = []
-    for err in exc.errors():
-        error = (err.get("ctx") or {}).get("error")
-        if isinstance(error, CrossFieldErrors):
-            out.extend(error.problems)
-            continue
-        path = ".".join(str(part) for part in err["loc"])
-        message = err["msg"].removeprefix("Value error, ")
-        if err["type"] == "extra_forbidden":
-            message = "unknown key"
-        elif err["type"] == "missing":
-            message = "required field is missing"
-        out.append((path, message))
-    return out
+    return validation.field_errors(exc, model or _profile_model(exc))
+
+
+def known_keys(path: str) -> list[str]:
+    """The keys a Profile mapping at dotted ``path`` may hold."""
+    return validation.known_keys(Profile, path)
+
+
+def is_known_key(path: str) -> bool:
+    """Whether dotted ``path`` names a field (or list item) of the Profile."""
+    return validation.is_known_key(Profile, path)
+
+
+def validate_field(path: str, value: Any) -> str | None:
+    """The problem with ``value`` for the one Profile field at ``path``, or None."""
+    return validation.validate_field(Profile, path, value)

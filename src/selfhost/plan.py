@@ -29,6 +29,8 @@ APP_USER = "backendchat"
 APP_ENV_FILE = "/etc/backend-chat/app.env"
 CA_CERT_PATH = "/etc/backend-chat/ca.crt"
 PROXY_PORT = 3128
+#: every AI provider's API host; verify proves the ones not chosen are unreachable
+AI_PROVIDER_HOSTS = {"openai": "api.openai.com", "anthropic": "api.anthropic.com"}
 
 
 class Frozen(BaseModel):
@@ -94,6 +96,8 @@ class TLSPlan(Frozen):
     internal: bool
     acme_directory: str | None
     acme_provider: Literal["letsencrypt", "customer"] | None
+    #: the ACME account's contact e-mail (None: register without one)
+    acme_email: str | None = None
 
 
 class AppPlan(Frozen):
@@ -205,7 +209,7 @@ def _ai(profile: Profile) -> list[ThirdParty]:
     provider = profile.ai.provider
     if provider == "disabled":
         return []
-    host = {"openai": "api.openai.com", "anthropic": "api.anthropic.com"}[provider]
+    host = AI_PROVIDER_HOSTS[provider]
     return [ThirdParty(
         id=provider, category="ai",
         purpose="AI-powered conversation response generation",
@@ -498,6 +502,7 @@ def plan(profile: Profile) -> Plan:
             acme_directory=profile.tls.acme.directory_url if profile.tls.mode == "acme"
             else None,
             acme_provider=profile.tls.acme.provider if profile.tls.mode == "acme" else None,
+            acme_email=profile.tls.acme.email if profile.tls.mode == "acme" else None,
         ),
         app=AppPlan(user=APP_USER, port=profile.app.port, public_url=public_url,
                     release=profile.app.release, env_file=APP_ENV_FILE, env=env),

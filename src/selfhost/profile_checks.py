@@ -6,16 +6,20 @@ on disk beside it. Relative paths in a profile are relative to its directory.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from selfhost import certs, secrets
 from selfhost.errors import SecretsError
 from selfhost.models import Profile
 
-if TYPE_CHECKING:
-    from selfhost.profile_io import Finding, LineMap
+
+@dataclass(frozen=True)
+class Problem:
+    field: str
+    message: str
+    warning: bool = False
 
 
 def resolve(profile_path: Path, value: str) -> Path:
@@ -24,42 +28,49 @@ def resolve(profile_path: Path, value: str) -> Path:
     return candidate if candidate.is_absolute() else profile_path.parent / candidate
 
 
-def file_findings(profile: Profile, path: Path, lines: LineMap,
-                  now: datetime | None = None) -> list[Finding]:
-    from selfhost.profile_io import Finding
+def tls_problems(profile: Profile, path: Path, now: datetime | None = None) -> list[Problem]:
+    """Provided certificate and key files: readable, well-formed, matching, in date."""
+    if profile.tls.mode != "provided":
+        return []
+    out: list[Problem] = []
+    files: list[Path] = []
+    for field in ("tls.cert_file", "tls.key_file"):
+        value = getattr(profile.tls, field.split(".")[1])
+        assert value is not None  # the model requires both in provided mode
+        target = resolve(path, value)
+        try:
+            target.read_bytes()
+        except OSError as exc:
+            out.append(Problem(field, f"cannot read {target} ({exc.strerror or exc}) (check "
+                               "the path; relative paths start at the profile's directory)"))
+        files.append(target)
+    if out:
+        return out
+    return [Problem(p.field, p.message, p.warning) for p in certs.check_provided(
+        files[0], files[1], profile.tls.domain, now or datetime.now(UTC))]
 
-    source = str(path)
-    out: list[Finding] = []
 
-    def add(field: str, message: str, *, warning: bool = False) -> None:
-        out.append(Finding(source, lines.line_of(field), field, message, warning))
+def secrets_problems(profile: Profile, path: Path) -> list[Problem]:
+    """Stored secrets that contradict the profile, read without the passphrase.
 
-    if profile.tls.mode == "provided":
-        readable = True
-        for field in ("tls.cert_file", "tls.key_file"):
-            value = getattr(profile.tls, field.split(".")[1])
-            assert value is not None  # the model requires both in provided mode
-            target = resolve(path, value)
-            try:
-                target.read_bytes()
-            except OSError as exc:
-                readable = False
-                add(field, f"cannot read {target} ({exc.strerror or exc}) (check the path; "
-                    "relative paths start at the profile's directory)")
-        if readable and profile.tls.cert_file and profile.tls.key_file:
-            for problem in certs.check_provided(
-                resolve(path, profile.tls.cert_file), resolve(path, profile.tls.key_file),
-                profile.tls.domain, now or datetime.now(UTC),
-            ):
-                add(problem.field, problem.message, warning=problem.warning)
-
+    An AI provider key kept beside a profile whose AI is disabled (or set to
+    another provider) would let data flow to a party the profile excludes.
+    """
     try:
         names = set(secrets.stored_names(path))
     except SecretsError as exc:
-        add("", exc.message)
-        names = set()
-    if profile.ai.provider == "disabled":
-        for name in sorted(names & set(secrets.AI_KEY_NAMES)):
-            add("ai.provider", f"AI is disabled but the secrets file holds {name} (remove it "
-                f"with selfhost init --force, or set ai.provider)")
+        return [Problem("", exc.message)]
+    wanted = {f"{profile.ai.provider}_api_key"}
+    out = []
+    for name in sorted((names & set(secrets.AI_KEY_NAMES)) - wanted):
+        setting = ("AI is disabled" if profile.ai.provider == "disabled"
+                   else f"the AI provider is {profile.ai.provider}")
+        out.append(Problem("ai.provider", f"{setting} but {secrets.secrets_path(path)} holds "
+                           f"{name} (re-run selfhost init --force to drop it, or change "
+                           "ai.provider)"))
     return out
+
+
+def file_problems(profile: Profile, path: Path, now: datetime | None = None) -> list[Problem]:
+    """Problems of ``profile`` (stored at ``path``) with the files beside it."""
+    return tls_problems(profile, path, now) + secrets_problems(profile, path)

@@ -26,6 +26,7 @@ from ruamel.yaml.scalarbool import ScalarBoolean
 
 from selfhost.errors import ValidationFailed
 from selfhost.models import Profile, field_errors
+from selfhost.profile_checks import file_problems
 
 #: more nodes than any real profile has; an alias bomb expands far beyond it
 MAX_NODES = 5000
@@ -91,6 +92,10 @@ def _yaml() -> YAML:
     return yaml
 
 
+class _RecursiveAlias(Exception):
+    """An alias inside the node it refers to: the document is infinite."""
+
+
 def _expanded_size(root: Node) -> int:
     """How many nodes the document has once every alias is expanded.
 
@@ -105,7 +110,7 @@ def _expanded_size(root: Node) -> int:
         if key in sizes:
             return sizes[key]
         if key in visiting:
-            raise ValueError("recursive alias")
+            raise _RecursiveAlias
         visiting.add(key)
         total = 1
         if isinstance(node, MappingNode):
@@ -119,6 +124,27 @@ def _expanded_size(root: Node) -> int:
         return total
 
     return size(root)
+
+
+def _duplicate_keys(node: Node, prefix: str, seen: set[int]) -> list[tuple[int, str]]:
+    """``(line, path)`` of every repeated key, found on the composed (unexpanded) graph."""
+    if id(node) in seen:
+        return []
+    seen.add(id(node))
+    out: list[tuple[int, str]] = []
+    if isinstance(node, MappingNode):
+        keys: set[str] = set()
+        for key_node, value_node in node.value:
+            key = str(key_node.value)
+            path = f"{prefix}.{key}" if prefix else key
+            if key in keys:
+                out.append((key_node.start_mark.line + 1, path))
+            keys.add(key)
+            out += _duplicate_keys(value_node, path, seen)
+    elif isinstance(node, SequenceNode):
+        for index, item in enumerate(node.value):
+            out += _duplicate_keys(item, f"{prefix}.{index}" if prefix else str(index), seen)
+    return out
 
 
 def _plain(value: Any, prefix: str, lines: LineMap) -> Any:
@@ -157,16 +183,23 @@ def parse_yaml_mapping(text: str, source: str) -> tuple[dict[str, Any], LineMap]
             raise ValidationFailed([f"{source}:1: the document expands to more than "
                                     f"{MAX_NODES} nodes through aliases (remove the "
                                     "anchors and aliases)"])
+        duplicates = _duplicate_keys(node, "", set()) if node is not None else []
+        if duplicates:
+            raise ValidationFailed([
+                f"{source}:{line}: {path}: duplicate key (keep only one of them)"
+                for line, path in duplicates
+            ])
         data = yaml.load(text)
-    except ValueError as exc:  # recursive alias
-        raise ValidationFailed([f"{source}:1: {exc} (remove the anchors and aliases)"]) \
-            from None
+    except _RecursiveAlias:
+        raise ValidationFailed([f"{source}:1: an alias refers to a node that contains it "
+                                "(remove the anchors and aliases)"]) from None
     except MarkedYAMLError as exc:
         raise ValidationFailed([_yaml_error_line(exc, source)]) from None
     except YAMLError as exc:
         raise ValidationFailed([f"{source}:1: not valid YAML: {exc}"]) from None
     if not isinstance(data, CommentedMap):
-        kind = "empty" if data is None else f"a {type(data).__name__}"
+        kind = ("empty" if data is None else "a list" if isinstance(data, CommentedSeq)
+                else f"a single value ({type(data).__name__})")
         raise ValidationFailed([f"{source}:1: the document is {kind}, not a mapping "
                                 "(write keys such as customer:, topology:, hosts:)"])
     lines = LineMap()
@@ -178,10 +211,6 @@ def _yaml_error_line(exc: MarkedYAMLError, source: str) -> str:
     mark = exc.problem_mark or exc.context_mark
     line = mark.line + 1 if mark is not None else 1
     problem = exc.problem or "not valid YAML"
-    if "duplicate key" in problem or "found duplicate key" in str(exc):
-        key = problem.split('"')[1] if problem.count('"') >= 2 else ""
-        return (f"{source}:{line}: {key + ': ' if key else ''}duplicate key "
-                "(keep one of them)")
     context = f"{exc.context}, " if exc.context else ""
     return f"{source}:{line}: not valid YAML: {context}{problem}"
 
@@ -217,11 +246,9 @@ def check_profile(path: Path) -> ProfileCheck:
     profile, errors = model_findings(data, lines, str(path))
     check = ProfileCheck(path=path, profile=profile, errors=errors)
     if profile is not None:
-        # Imported here: both read the file system and are only needed for a
-        # profile that passed the model's rules.
-        from selfhost.profile_checks import file_findings
-
-        for finding in file_findings(profile, path, lines):
+        for problem in file_problems(profile, path):
+            finding = Finding(str(path), lines.line_of(problem.field), problem.field,
+                              problem.message, problem.warning)
             (check.warnings if finding.warning else check.errors).append(finding)
     return check
 
@@ -236,20 +263,15 @@ def load_profile(path: Path) -> Profile:
 
 # -- writing ------------------------------------------------------------------------
 
-def profile_document(profile: Profile) -> dict[str, Any]:
-    """The profile as plain data in model order, without values left at defaults
-    that the reader does not need to see (unset optional fields)."""
-    dumped: dict[str, Any] = profile.model_dump(mode="json", exclude_none=True)
-    return dumped
-
-
 def dump_profile(profile: Profile) -> str:
-    """Stable YAML for a profile: model key order, no flow style."""
+    """Stable YAML for a profile: model key order, block style, every default
+    written out (a later default change must not silently change a deployment),
+    unset optional fields left out."""
     yaml = YAML(typ="rt")
     yaml.default_flow_style = False
     yaml.indent(mapping=2, sequence=4, offset=2)
     buffer = io.StringIO()
-    yaml.dump(profile_document(profile), buffer)
+    yaml.dump(profile.model_dump(mode="json", exclude_none=True), buffer)
     return buffer.getvalue()
 
 

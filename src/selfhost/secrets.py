@@ -65,7 +65,7 @@ MIN_KEY_FILE_BYTES = 32
 _MAX_LOG2_N, _MAX_R, _MAX_P = 20, 16, 4
 _MAX_FILE_BYTES = 1_000_000
 
-PASSPHRASE_ENV = "SELFHOST_PASSPHRASE"
+PASSPHRASE_ENV = "SELFHOST_PASSPHRASE"  # noqa: S105 - a variable name, not a value
 KEY_FILE_ENV = "SELFHOST_KEY_FILE"
 
 AI_KEY_NAMES = ("openai_api_key", "anthropic_api_key")
@@ -126,7 +126,7 @@ def _read_key_file(key_file: Path) -> bytes:
     except OSError as exc:
         raise SecretsError(f"cannot read the key file {key_file} ({exc.strerror or exc}) "
                            f"(check --key-file or {KEY_FILE_ENV})") from None
-    if len(material.strip()) < MIN_KEY_FILE_BYTES:
+    if len(material) < MIN_KEY_FILE_BYTES:
         raise SecretsError(f"the key file {key_file} holds fewer than {MIN_KEY_FILE_BYTES} "
                            "bytes (create one with: head -c 32 /dev/urandom > FILE)")
     return material

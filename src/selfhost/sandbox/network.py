@@ -7,6 +7,7 @@ is the host's bridge address: the apt cache there, and each other.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import ipaddress
 import json
 import os
@@ -18,12 +19,19 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from selfhost.errors import InvalidInput, PrerequisiteMissing, SelfhostError
-from selfhost.sandbox.state import NetworkRecord, Paths, read_network, write_network
+from selfhost.sandbox.state import (
+    DEFAULT_STATE_DIR,
+    NetworkRecord,
+    Paths,
+    read_network,
+    write_network,
+)
 from selfhost.sandbox.system import pid_matches, remove_tree, run, stop_pid
 
 SUBNET_ENV = "SELFHOST_SANDBOX_SUBNET"
 # Picked to be unlikely on a CI or developer machine; checked against the routes anyway.
 DEFAULT_SUBNET = "10.213.47.0/24"
+BRIDGE_ENV = "SELFHOST_SANDBOX_BRIDGE"
 BRIDGE = "selfhost-sb0"
 ACNG_PORT = 3142
 
@@ -43,6 +51,22 @@ def configured_subnet(value: str | None = None) -> ipaddress.IPv4Network:
             f"{SUBNET_ENV}={raw!r} must be a private /24 (e.g. 10.213.47.0/24)"
         )
     return net
+
+
+def bridge_name(paths: Paths) -> str:
+    """``$SELFHOST_SANDBOX_BRIDGE``, else ``selfhost-sb0`` for the default state dir.
+
+    A state dir of its own (tests, benchmarks) gets a bridge of its own, named from a
+    hash of the dir, so tearing it down can never cut off another state dir's guests.
+    """
+    if env := os.environ.get(BRIDGE_ENV):
+        if len(env) > 15 or not env.replace("-", "").replace("_", "").isalnum():
+            raise InvalidInput(f"{BRIDGE_ENV}={env!r} is not a valid interface name "
+                               "(at most 15 letters, digits, - or _)")
+        return env
+    if paths.state == DEFAULT_STATE_DIR:
+        return BRIDGE
+    return "shsb-" + hashlib.sha256(str(paths.state).encode()).hexdigest()[:8]
 
 
 def bridge_address(net: ipaddress.IPv4Network) -> str:
@@ -89,9 +113,9 @@ def _bridge_exists(bridge: str) -> bool:
     return Path("/sys/class/net", bridge).exists()
 
 
-def _check_routes(net: ipaddress.IPv4Network) -> None:
+def _check_routes(net: ipaddress.IPv4Network, bridge: str) -> None:
     routes = json.loads(run(["ip", "-j", "-4", "route", "show"], what="reading routes") or "[]")
-    clashes = overlapping_routes(net, routes)
+    clashes = overlapping_routes(net, routes, bridge)
     if clashes:
         raise InvalidInput(
             f"the sandbox subnet {net} overlaps host route(s) {', '.join(clashes)}; "
@@ -99,20 +123,20 @@ def _check_routes(net: ipaddress.IPv4Network) -> None:
         )
 
 
-def _create_bridge(net: ipaddress.IPv4Network) -> None:
+def _create_bridge(net: ipaddress.IPv4Network, bridge: str) -> None:
     try:
-        run(["ip", "link", "add", BRIDGE, "type", "bridge"], what=f"creating bridge {BRIDGE}")
+        run(["ip", "link", "add", bridge, "type", "bridge"], what=f"creating bridge {bridge}")
     except SelfhostError as exc:
         raise PrerequisiteMissing(
             f"{exc.message}\nThe kernel needs bridge support (CONFIG_BRIDGE, module `bridge`)."
         ) from exc
     # The bridge carries only guest traffic; no IPv6 chatter (RAs, MLD) is wanted on it.
-    ipv6 = Path(f"/proc/sys/net/ipv6/conf/{BRIDGE}/disable_ipv6")
+    ipv6 = Path(f"/proc/sys/net/ipv6/conf/{bridge}/disable_ipv6")
     if ipv6.exists():
         ipv6.write_text("1\n", encoding="ascii")
-    run(["ip", "addr", "add", f"{bridge_address(net)}/{net.prefixlen}", "dev", BRIDGE],
-        what=f"addressing bridge {BRIDGE}")
-    run(["ip", "link", "set", BRIDGE, "up"], what=f"bringing up bridge {BRIDGE}")
+    run(["ip", "addr", "add", f"{bridge_address(net)}/{net.prefixlen}", "dev", bridge],
+        what=f"addressing bridge {bridge}")
+    run(["ip", "link", "set", bridge, "up"], what=f"bringing up bridge {bridge}")
 
 
 def _acng_conf(paths: Paths, address: str) -> Path:
@@ -198,11 +222,11 @@ def ensure_network(paths: Paths) -> NetworkRecord:
             "take them down first (`selfhost sandbox down --all`) or unset it"
         )
     record = record or NetworkRecord(
-        bridge=BRIDGE, subnet=str(net), bridge_address=bridge_address(net)
+        bridge=bridge_name(paths), subnet=str(net), bridge_address=bridge_address(net)
     )
     if not _bridge_exists(record.bridge):
-        _check_routes(net)
-        _create_bridge(net)
+        _check_routes(net, record.bridge)
+        _create_bridge(net, record.bridge)
     write_network(paths, record)
     if not pid_matches(record.acng_pid, *_acng_needles(paths)):
         record.acng_pid = _start_acng(paths, record.bridge_address)
@@ -218,7 +242,7 @@ def teardown_network(paths: Paths) -> None:
     record = read_network(paths)
     if record is not None and record.acng_pid:
         stop_pid(record.acng_pid, *_acng_needles(paths), grace=10)
-    bridge = record.bridge if record is not None else BRIDGE
+    bridge = record.bridge if record is not None else bridge_name(paths)
     if _bridge_exists(bridge):
         run(["ip", "link", "delete", bridge], what=f"removing bridge {bridge}")
     remove_tree(paths.acng_dir)

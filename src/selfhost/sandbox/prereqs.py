@@ -35,7 +35,7 @@ class Missing:
 
 def bridge_supported(release: str | None = None) -> bool:
     """Whether the kernel has bridge support, built in or as a loadable module."""
-    if Path("/sys/module/bridge").exists() or Path("/sys/class/net/selfhost-sb0").exists():
+    if Path("/sys/module/bridge").exists():
         return True
     release = release or platform.release()
     modules = Path("/lib/modules") / release / "kernel/net/bridge"

@@ -135,7 +135,10 @@ def build(paths: Paths, release: str, *, mirror: str | None = None) -> Path:
         if target.exists():
             return target
         for stale in paths.rootfs_cache.glob(f".build-{release}-*"):
-            remove_tree(stale)
+            # A killed build's debootstrap may outlive it; never pull its dir away.
+            pid = stale.name.rsplit("-", 1)[-1]
+            if not (pid.isdigit() and Path(f"/proc/{pid}").exists()):
+                remove_tree(stale)
         work = paths.rootfs_cache / f".build-{release}-{os.getpid()}"
         root = work / "rootfs"
         root.mkdir(parents=True)

@@ -1,0 +1,99 @@
+"""deploy and demo."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+from rich.console import Console
+
+from selfhost import sandbox, secrets
+from selfhost.deploy import DeployOptions
+from selfhost.deploy import deploy as run_deploy
+from selfhost.deploy.demo import DEFAULT_PRESET, run_demo
+from selfhost.deploy.engine import ENGINE_ENV, ENGINES
+from selfhost.deploy.progress import Reporter, reporter_for, summary_table
+from selfhost.deploy.redact import Redactor
+from selfhost.deploy.service import Confirm, DeployResult
+from selfhost.paths import preset_names
+from selfhost.secrets import KEY_FILE_ENV
+
+
+def _reporter(redactor: Redactor) -> Reporter:
+    return reporter_for(sys.stdout, redactor)
+
+
+def _ask(question: str) -> bool:
+    return click.confirm(question, default=False)
+
+
+def _confirm() -> Confirm | None:
+    # Without a terminal nobody can answer: deploy then fails unless --yes.
+    return _ask if sys.stdin.isatty() else None
+
+
+def _summary(result: DeployResult) -> None:
+    Console(file=sys.stdout, force_terminal=sys.stdout.isatty()).print(
+        summary_table(result.stats, result.seconds, check=result.check))
+    if result.record_path is not None:
+        click.echo(f"Deployment record: {result.record_path}")
+
+
+_ENGINE = click.option(
+    "--engine", type=click.Choice(ENGINES), envvar=ENGINE_ENV, default=None,
+    help=f"Run Ansible with Mitogen (default, faster) or plain ({ENGINE_ENV}).")
+
+
+@click.command()
+@click.argument("profile", type=click.Path(path_type=Path, dir_okay=False))
+@click.option("--inventory", type=click.Path(path_type=Path, dir_okay=False), default=None,
+              help="Ansible YAML inventory whose host names are the profile's.")
+@click.option("--sandbox", "sandbox_name", metavar="NAME", default=None,
+              help="Deploy onto the guests of this sandbox, in the profile's host order.")
+@click.option("--check", is_flag=True,
+              help="Dry run with diff; also shows the subprocessor change.")
+@click.option("--limit", metavar="HOSTS", default=None,
+              help="Only these hosts (an Ansible pattern); no deployment record is kept.")
+@click.option("--yes", is_flag=True,
+              help="Do not ask before a deploy that changes the subprocessor list.")
+@_ENGINE
+@click.option("--key-file", type=click.Path(path_type=Path, dir_okay=False),
+              envvar=KEY_FILE_ENV, default=None,
+              help="Key file of the secrets (else SELFHOST_PASSPHRASE or a prompt).")
+def deploy(*, profile: Path, inventory: Path | None, sandbox_name: str | None, check: bool,
+           limit: str | None, yes: bool, engine: str | None, key_file: Path | None) -> None:
+    """Deploy a profile onto its hosts (exit 4 names the failed host and task)."""
+    passphrase = None
+    if (key_file is None and secrets.passphrase_from_env() is None and sys.stdin.isatty()
+            and secrets.locked_with(profile) == "passphrase"):
+        passphrase = click.prompt("Passphrase for the secrets file", hide_input=True)
+    options = DeployOptions(inventory=inventory, sandbox=sandbox_name, check=check,
+                            limit=limit, yes=yes, engine=engine, key_file=key_file,
+                            passphrase=passphrase)
+    result = run_deploy(profile, options, reporter=_reporter, confirm=_confirm(),
+                        say=click.echo)
+    _summary(result)
+
+
+@click.command()
+@click.option("--preset", type=click.Choice(preset_names()), default=DEFAULT_PRESET,
+              show_default=True, help="The preset to deploy.")
+@click.option("--release", type=click.Choice(sandbox.RELEASES), default=sandbox.DEFAULT_RELEASE,
+              show_default=True, help="Debian release of the sandbox guests.")
+@click.option("--workdir", type=click.Path(path_type=Path, file_okay=False),
+              default=Path("selfhost-demo"), show_default=True,
+              help="Where the profile, secrets, passphrase and lists are written.")
+def demo(*, preset: str, release: str, workdir: Path) -> None:
+    """Sandbox hosts, a preset's profile, its deployment and its subprocessor list."""
+    result = run_demo(preset, release, workdir, reporter=_reporter, say=click.echo)
+    _summary(result.deployment)
+    click.echo(f"\nProfile:            {result.profile_path}")
+    click.echo(f"Secrets:            {result.secrets_path}")
+    click.echo(f"Passphrase (0600):  {result.passphrase_file}")
+    for name, address in result.guests.items():
+        click.echo(f"Host {name}: {address}  (selfhost sandbox, name {result.sandbox})")
+    if result.deployment.record_path is not None:
+        click.echo(f"Deployment record:  {result.deployment.record_path}")
+    for fmt, path in result.lists.items():
+        click.echo(f"Subprocessors ({fmt}): {path}")

@@ -1,0 +1,106 @@
+"""subprocessors render/diff/batch/check-signature."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from pathlib import Path
+
+import click
+
+from selfhost.errors import ExitCode
+from selfhost.paths import PROFILES_DIR
+from selfhost.subprocessors.batch import run_batch
+from selfhost.subprocessors.diff import diff_files
+from selfhost.subprocessors.render import FORMATS, Format, render_profile, today
+from selfhost.subprocessors.signing import check_signature
+
+_DATE = click.DateTime(formats=["%Y-%m-%d"])
+_FILE = click.Path(path_type=Path, dir_okay=False)
+
+
+def _day(value: datetime | None) -> date:
+    return value.date() if value is not None else today()
+
+
+@click.group()
+def subprocessors() -> None:
+    """The deployment's GDPR Art. 28 subprocessor list, built from its plan."""
+
+
+@subprocessors.command()
+@click.argument("profile", type=_FILE)
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="md", show_default=True)
+@click.option("--output", "-o", type=_FILE, help="Write here (atomically) instead of stdout.")
+@click.option("--date", "on", type=_DATE, help="Date of the list (YYYY-MM-DD; default: "
+              "today, UTC). The same profile and date give byte-identical output.")
+@click.option("--sign-key", type=_FILE, help="Ed25519 private key (selfhost keys generate): "
+              "embed a signature in the JSON.")
+@click.option("--detached", is_flag=True, help="With --sign-key: write the signature to "
+              "OUTPUT.sig instead (any format).")
+def render(*, profile: Path, fmt: Format, output: Path | None, on: datetime | None,
+           sign_key: Path | None, detached: bool) -> None:
+    """List exactly the third parties PROFILE's deployment sends personal data to."""
+    result = render_profile(profile, fmt=fmt, on=_day(on), output=output, sign_key=sign_key,
+                            detached=detached)
+    if output is None:
+        click.echo(result.content.decode("utf-8"), nl=False)
+        return
+    signed = f" (signed with {result.key_id})" if result.key_id else ""
+    click.echo(f"wrote {', '.join(str(p) for p in result.written)}{signed}", err=True)
+
+
+@subprocessors.command()
+@click.argument("old", type=_FILE)
+@click.argument("new", type=_FILE)
+@click.option("--notice-date", type=_DATE, help="Date the notice is sent (YYYY-MM-DD; "
+              "default: today, UTC).")
+@click.option("--format", "fmt", type=click.Choice(["md", "json"]), default="md",
+              show_default=True)
+@click.pass_context
+def diff(ctx: click.Context, old: Path, new: Path, notice_date: datetime | None,
+         fmt: str) -> None:
+    """The change notice from OLD to NEW (profiles or JSON lists).
+
+    Exit 0 when no subprocessor changed, 1 when one did.
+    """
+    notice = diff_files(old, new, _day(notice_date))
+    click.echo(notice.to_json() if fmt == "json" else notice.to_markdown(), nl=False)
+    if notice.has_changes:
+        ctx.exit(int(ExitCode.DIFFERENCE))
+
+
+@subprocessors.command()
+@click.argument("prospects", type=_FILE)
+@click.option("--output-dir", type=click.Path(path_type=Path, file_okay=False),
+              default=Path("subprocessor-lists"), show_default=True)
+@click.option("--format", "formats", type=click.Choice(FORMATS), multiple=True,
+              help="Repeat for several (default: md, html and json).")
+@click.option("--date", "on", type=_DATE, help="Date of the lists (default: today, UTC).")
+@click.option("--profiles-dir", type=click.Path(path_type=Path, file_okay=False),
+              default=PROFILES_DIR, help="Where the base presets are.")
+@click.pass_context
+def batch(ctx: click.Context, *, prospects: Path, output_dir: Path, formats: tuple[Format, ...],
+          on: datetime | None, profiles_dir: Path) -> None:
+    """One list per prospect in PROSPECTS (CSV or YAML: a preset column plus
+    dotted profile keys). Exit 2 if any row failed; the others are still written."""
+    result = run_batch(prospects, output_dir, formats=formats or FORMATS, on=_day(on),
+                       profiles_dir=profiles_dir)
+    for row in result.failed:
+        for error in row.errors:
+            click.echo(error, err=True)
+    ok = len(result.rows) - len(result.failed)
+    click.echo(f"{ok} of {len(result.rows)} prospects written to {output_dir}; "
+               f"{len(result.failed)} failed; summary: {result.summary}")
+    if result.failed:
+        ctx.exit(int(ExitCode.INVALID))
+
+
+@subprocessors.command("check-signature")
+@click.argument("file", type=_FILE)
+@click.option("--public-key", type=_FILE, required=True)
+@click.option("--signature", type=_FILE, help="Detached signature (default: FILE.sig if it "
+              "exists, else the signature embedded in the JSON).")
+def check_signature_command(file: Path, public_key: Path, signature: Path | None) -> None:
+    """Exit 0 when FILE is exactly what was signed, 1 when any byte changed."""
+    verified = check_signature(file, public_key, signature)
+    click.echo(f"{file}: signature valid ({verified.form}, key {verified.key_id})")

@@ -1,0 +1,44 @@
+"""verify."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from selfhost.errors import ExitCode
+from selfhost.verify import summary
+from selfhost.verify import verify as run_verify
+from selfhost.verify.checks import Check
+from selfhost.verify.evaluate import Outcome
+
+_FILE = click.Path(path_type=Path, dir_okay=False)
+
+
+def _progress(check: Check, outcome: Outcome) -> None:
+    click.echo("." if outcome.passed else "F", nl=False, err=True)
+
+
+@click.command()
+@click.argument("profile", type=_FILE)
+@click.option("--inventory", type=_FILE, default=None,
+              help="Ansible YAML inventory whose host names are the profile's.")
+@click.option("--sandbox", "sandbox_name", metavar="NAME", default=None,
+              help="Check the guests of this sandbox (as `deploy --sandbox` mapped them).")
+@click.option("--junit", type=_FILE, default=None, help="Write a JUnit XML report here.")
+@click.option("--json", "json_path", type=_FILE, default=None,
+              help="Write a JSON report here.")
+@click.pass_context
+def verify(ctx: click.Context, profile: Path, inventory: Path | None,
+           sandbox_name: str | None, junit: Path | None, json_path: Path | None) -> None:
+    """Check the live hosts against PROFILE's Plan: one test per check and host.
+
+    Exit 0 when every check passes, 1 when one fails (each failure says what was
+    expected, what was found and the fix).
+    """
+    result = run_verify(profile, inventory=inventory, sandbox=sandbox_name, junit=junit,
+                        json_path=json_path, on_result=_progress)
+    click.echo("", err=True)
+    click.echo(summary(result))
+    if not result.ok:
+        ctx.exit(int(ExitCode.DIFFERENCE))

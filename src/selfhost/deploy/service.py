@@ -1,0 +1,222 @@
+"""``deploy()``: the one function behind ``selfhost deploy``.
+
+Profile -> (effective profile, for a sandbox) -> Plan -> secrets and PKI ->
+inventory, extra vars, secret environment -> ansible-runner -> record.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from selfhost import __version__, pki
+from selfhost import sandbox as sandbox_mod
+from selfhost.deploy import inventory, record
+from selfhost.deploy.delta import SubprocessorDelta, compare
+from selfhost.deploy.engine import Engine, choose
+from selfhost.deploy.events import Event, HostStats
+from selfhost.deploy.progress import Reporter
+from selfhost.deploy.redact import Redactor
+from selfhost.deploy.runner import RunRequest, raise_for, run_playbook
+from selfhost.deploy.secrets_env import build_env
+from selfhost.errors import Aborted, InvalidInput, PrerequisiteMissing
+from selfhost.models import Profile
+from selfhost.paths import ANSIBLE_DIR
+from selfhost.plan import Plan, plan
+from selfhost.profile_checks import resolve
+from selfhost.profile_io import load_profile
+from selfhost.secrets import Secrets, load_secrets, passphrase_from_env
+from selfhost.subprocessors.document import build_document
+from selfhost.subprocessors.render import today
+
+PLAYBOOK = "site.yml"
+DEFAULT_TIMEOUT = 3600
+
+#: ``confirm(question)``: True to go on; None when nobody can be asked
+Confirm = Callable[[str], bool]
+#: builds the progress display once the secrets (to hide) are known
+ReporterFactory = Callable[[Redactor], Reporter]
+
+
+@dataclass(frozen=True)
+class DeployOptions:
+    inventory: Path | None = None
+    sandbox: str | None = None
+    check: bool = False
+    limit: str | None = None
+    yes: bool = False
+    engine: str | None = None
+    timeout: int = DEFAULT_TIMEOUT
+    passphrase: str | None = field(default=None, repr=False)
+    key_file: Path | None = None
+    #: keep the runner's artifacts here (only after a scan finds no secret in them)
+    keep_artifacts: Path | None = None
+
+
+@dataclass
+class DeployResult:
+    profile_path: Path
+    plan: Plan
+    check: bool
+    engine: Engine
+    stats: dict[str, HostStats]
+    seconds: float
+    delta: SubprocessorDelta
+    #: the record written beside the profile (None for a dry run or a --limit run)
+    record_path: Path | None
+
+    @property
+    def changed(self) -> int:
+        return sum(s.changed for s in self.stats.values())
+
+
+@dataclass(frozen=True)
+class Target:
+    """The profile as deployed (addresses moved onto sandbox guests) and its inventory."""
+
+    profile: Profile
+    plan: Plan
+    inventory: dict[str, Any]
+
+
+def resolve_target(profile: Profile, options: DeployOptions) -> Target:
+    if options.inventory is not None and options.sandbox is not None:
+        raise InvalidInput("--inventory and --sandbox both say where the hosts are; give one")
+    if options.sandbox is not None:
+        box = sandbox_mod.load(options.sandbox)
+        effective = inventory.map_onto(profile, [g.address for g in box.guests],
+                                       sandbox=box.name)
+        the_plan = plan(effective)
+        connection = inventory.sandbox_connection(the_plan, [g.name for g in box.guests],
+                                                  box.inventory)
+        return Target(effective, the_plan, inventory.build(the_plan, connection))
+    the_plan = plan(profile)
+    if options.inventory is not None:
+        return Target(profile, the_plan, inventory.from_file(the_plan, options.inventory))
+    return Target(profile, the_plan, inventory.build(the_plan))
+
+
+def _read_text(profile_path: Path, value: str | None, what: str) -> str:
+    if not value:
+        return ""
+    target = resolve(profile_path, value)
+    try:
+        return target.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise InvalidInput(f"{profile_path}: {what}: cannot read {target} "
+                           f"({exc.strerror or exc})") from None
+
+
+def _pki(profile_path: Path, target: Target, values: dict[str, str]) -> pki.PkiMaterial:
+    the_plan = target.plan
+    state = record.state_dir(profile_path, the_plan.customer.id)
+    material = pki.issue(the_plan, values.get("ca_key"), state)
+    if the_plan.tls.mode == "provided":
+        tls = target.profile.tls
+        material = material.with_provided(
+            [h.name for h in the_plan.hosts_with("app")],
+            _read_text(profile_path, tls.cert_file, "tls.cert_file"),
+            _read_text(profile_path, tls.key_file, "tls.key_file"))
+    return material
+
+
+def _extravars(profile_path: Path, target: Target, material: pki.PkiMaterial
+               ) -> dict[str, Any]:
+    release = target.profile.app.release
+    return {
+        "selfhost_plan": target.plan.model_dump(mode="json"),
+        "selfhost_pki": material.as_extravars(),
+        "selfhost_tool_version": __version__,
+        "selfhost_acme_ca": _read_text(profile_path, target.profile.tls.acme.ca_file,
+                                       "tls.acme.ca_file"),
+        "selfhost_app_release": str(resolve(profile_path, release)) if release else "",
+    }
+
+
+def _redactor(values: dict[str, str], material: pki.PkiMaterial,
+              passphrase: str | None) -> Redactor:
+    known = dict(values)
+    known.update({f"tls_key_{h}": k for h, k in material.host_keys.items()})
+    if passphrase:
+        known["passphrase"] = passphrase
+    return Redactor(known)
+
+
+def _confirm_delta(delta: SubprocessorDelta, options: DeployOptions,
+                   confirm: Confirm | None) -> None:
+    if options.check or options.yes or not delta.changes_list:
+        return
+    question = ("This deployment changes the subprocessor list:\n  "
+                + "\n  ".join(delta.lines()) + "\nDeploy and change it?")
+    if confirm is None:
+        raise Aborted("this deployment changes the subprocessor list ("
+                      + "; ".join(delta.lines()) + ") and there is no terminal to confirm "
+                      "it: review it with `selfhost deploy --check`, then pass --yes")
+    if not confirm(question):
+        raise Aborted("deployment cancelled: the subprocessor list change was not confirmed")
+
+
+def playbook_path() -> Path:
+    path = ANSIBLE_DIR / PLAYBOOK
+    if not path.is_file():
+        raise PrerequisiteMissing(f"the playbook {path} is missing (reinstall selfhost)")
+    return path
+
+
+def deploy(profile_path: Path, options: DeployOptions, *,
+           reporter: ReporterFactory | None = None, confirm: Confirm | None = None,
+           say: Callable[[str], None] | None = None) -> DeployResult:
+    """Deploy (or, with ``check``, dry-run) the profile at ``profile_path``.
+
+    Raises :class:`~selfhost.errors.DeployFailed` naming host, task and message when
+    a task fails or a host is unreachable, :class:`~selfhost.errors.Aborted` when a
+    change of the subprocessor list is not confirmed.
+    """
+    engine = choose(options.engine)
+    playbook = playbook_path()
+    target = resolve_target(load_profile(profile_path), options)
+    secrets: Secrets = load_secrets(profile_path, options.passphrase, options.key_file)
+    values = {name: secrets[name] for name in secrets}
+    material = _pki(profile_path, target, values)
+    env = build_env(target.plan, values, material.host_keys, profile_path=profile_path,
+                    key_env=material.secret_env())
+    redactor = _redactor(values, material, options.passphrase or passphrase_from_env())
+
+    customer = target.plan.customer.id
+    rec_path = record.record_path(profile_path, customer)
+    list_path = record.list_path(profile_path, customer)
+    on = today()
+    delta = compare(record.read_list(list_path), target.plan, on)
+    if say is not None and (options.check or delta.changes_list):
+        for line in delta.lines():
+            say(line)
+    _confirm_delta(delta, options, confirm)
+
+    request = RunRequest(playbook=playbook, inventory=target.inventory,
+                         extravars=_extravars(profile_path, target, material),
+                         secret_env=env, engine=engine, check=options.check,
+                         limit=options.limit, timeout=options.timeout,
+                         keep_artifacts=options.keep_artifacts)
+    shown = reporter(redactor) if reporter is not None else None
+
+    def on_event(event: Event) -> None:
+        if shown is not None:
+            shown.event(event)
+
+    try:
+        outcome = run_playbook(request, redactor, on_event)
+    finally:
+        if shown is not None:
+            shown.close()
+    raise_for(outcome, options.timeout)
+
+    written = None
+    if not options.check and options.limit is None:
+        written = rec_path
+        record.write(rec_path, record.from_plan(target.plan, __version__))
+        record.write_list(list_path, build_document(target.plan, on=on))
+    return DeployResult(profile_path=profile_path, plan=target.plan, check=options.check,
+                        engine=engine, stats=outcome.stats, seconds=outcome.seconds,
+                        delta=delta, record_path=written)

@@ -1,0 +1,1 @@
+"""Subprocessor lists: built from the Plan and the vendor catalog."""

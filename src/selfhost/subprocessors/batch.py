@@ -1,0 +1,303 @@
+"""``selfhost subprocessors batch``: one list per prospect, for sales engineers.
+
+A prospects file is CSV (a header row, then one prospect a row) or YAML (a list
+of mappings). Each prospect names a base ``preset`` (a profile in the presets
+directory) and sets profile keys by their dotted names (``customer.name``,
+``ai.provider``); a value is read exactly like ``selfhost init --set`` reads
+it (a YAML scalar or flow collection) and an empty CSV cell leaves the preset's
+value. Each prospect is then validated by the one Profile model.
+
+A prospect that fails is reported with its row and field and the others are
+still written: ``DIR/<customer.id>-subprocessors.<ext>`` per format, and
+``DIR/summary.csv`` with one line per prospect.
+"""
+
+from __future__ import annotations
+
+import copy
+import csv
+import functools
+import io
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import Any, Literal
+
+from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.error import YAMLError
+
+from selfhost import questions
+from selfhost.errors import InvalidInput, SelfhostError
+from selfhost.init import parse_set, refuse_secret_key
+from selfhost.paths import PROFILES_DIR
+from selfhost.plan import plan
+from selfhost.profile_io import LineMap, load_profile_data, model_findings
+from selfhost.subprocessors.document import build_document
+from selfhost.subprocessors.files import write_file
+from selfhost.subprocessors.render import EXTENSIONS, Format, render
+
+SUMMARY_FILE = "summary.csv"
+PRESET_COLUMN = "preset"
+
+
+@dataclass(frozen=True)
+class Prospect:
+    row: int
+    line: int
+    preset: str
+    #: dotted key -> value (a string from CSV, any YAML value from YAML)
+    values: dict[str, Any]
+
+
+@dataclass
+class RowResult:
+    row: int
+    line: int
+    customer_id: str = ""
+    customer_name: str = ""
+    subprocessors: list[str] = field(default_factory=list)
+    files: list[Path] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+
+@dataclass
+class BatchResult:
+    rows: list[RowResult]
+    summary: Path
+
+    @property
+    def failed(self) -> list[RowResult]:
+        return [r for r in self.rows if not r.ok]
+
+
+@dataclass(frozen=True)
+class _Job:
+    source: str
+    presets: dict[str, dict[str, Any]]
+    output_dir: Path
+    formats: tuple[Format, ...]
+    on: date
+    #: every preset name in the presets directory, for error messages
+    available: tuple[str, ...]
+
+
+# -- reading ------------------------------------------------------------------------
+
+def read_prospects(path: Path) -> list[Prospect]:
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except OSError as exc:
+        raise InvalidInput(f"{path}: cannot read the prospects file ({exc.strerror})") \
+            from None
+    except UnicodeDecodeError:
+        raise InvalidInput(f"{path}: not UTF-8 text (save the file as UTF-8 CSV)") from None
+    if path.suffix.lower() == ".csv":
+        return _read_csv(text, path)
+    if path.suffix.lower() in (".yaml", ".yml"):
+        return _read_yaml(text, path)
+    raise InvalidInput(f"{path}: unknown prospects format (name the file .csv, .yaml or "
+                       ".yml)")
+
+
+def _read_csv(text: str, path: Path) -> list[Prospect]:
+    reader = csv.reader(io.StringIO(text))
+    header = [h.strip() for h in next(reader, [])]
+    if PRESET_COLUMN not in header:
+        raise InvalidInput(f"{path}:1: the header has no '{PRESET_COLUMN}' column (add it: "
+                           "the base preset of each prospect, e.g. us-openai)")
+    empty = [i + 1 for i, name in enumerate(header) if not name]
+    if empty:
+        raise InvalidInput(f"{path}:1: column {empty[0]} has no name (name every column "
+                           "with a dotted profile key such as customer.name)")
+    out: list[Prospect] = []
+    for cells in reader:
+        if not any(c.strip() for c in cells):
+            continue
+        row = len(out) + 1
+        values: dict[str, Any] = {k: v for k, v in zip(header, cells, strict=False)
+                                  if v.strip() != ""}
+        if len(cells) > len(header):
+            values["(extra cells)"] = cells[len(header):]
+        preset = str(values.pop(PRESET_COLUMN, "")).strip()
+        out.append(Prospect(row=row, line=reader.line_num, preset=preset, values=values))
+    return out
+
+
+def _read_yaml(text: str, path: Path) -> list[Prospect]:
+    try:
+        data = YAML(typ="rt").load(text)
+    except YAMLError as exc:
+        raise InvalidInput(f"{path}: not valid YAML ({exc})") from None
+    if not isinstance(data, CommentedSeq):
+        raise InvalidInput(f"{path}:1: expected a list of prospects (- preset: us-openai\\n"
+                           "  customer.name: ...)")
+    out: list[Prospect] = []
+    for index, item in enumerate(data):
+        line = data.lc.item(index)[0] + 1
+        if not isinstance(item, CommentedMap):
+            out.append(Prospect(row=index + 1, line=line, preset="",
+                                values={"(row)": "not a mapping"}))
+            continue
+        values = {str(k): _plain(v) for k, v in item.items()}
+        preset = str(values.pop(PRESET_COLUMN, "") or "").strip()
+        out.append(Prospect(row=index + 1, line=line, preset=preset, values=values))
+    return out
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if isinstance(value, bool | int | float) or value is None:
+        return value
+    return str(value)
+
+
+def load_presets(profiles_dir: Path, names: Iterable[str]) -> dict[str, dict[str, Any]]:
+    """The named presets that exist, as plain data (each file read once)."""
+    out = {}
+    for name in sorted(set(names)):
+        path = profiles_dir / f"{name}.yaml"
+        if name and "/" not in name and path.is_file():
+            out[name] = load_profile_data(path)[0]
+    return out
+
+
+# -- one prospect -------------------------------------------------------------------
+
+def _profile_data(prospect: Prospect, job: _Job, where: str) -> dict[str, Any]:
+    if prospect.preset not in job.presets:
+        problem = f"unknown preset {prospect.preset!r}" if prospect.preset else "missing"
+        raise InvalidInput(f"{where}: {PRESET_COLUMN}: {problem} (choose one of: "
+                           f"{', '.join(job.available)})")
+    data = copy.deepcopy(job.presets[prospect.preset])
+    for key, raw in prospect.values.items():
+        if key.startswith("("):
+            raise InvalidInput(f"{where}: {key}: {raw} (each row needs as many cells as "
+                               "the header has columns)")
+        refuse_secret_key(key, f"{where}: column")
+        value = cell_value(key, raw) if isinstance(raw, str) else raw
+        try:
+            questions.put(data, key, value)
+        except ValueError as exc:
+            raise InvalidInput(f"{where}: {key}: {exc}") from None
+    return data
+
+
+#: text the YAML parser reads back as the same string (no number, flag, null,
+#: quote, flow collection, comment or mapping): skipping the parser for it is
+#: the same result, and most cells are such text
+_PLAIN = re.compile(r"[A-Za-z][A-Za-z0-9 .@_+-]*")
+_YAML_WORDS = frozenset({"y", "n", "yes", "no", "on", "off", "true", "false", "null"})
+
+
+def cell_value(key: str, raw: str) -> Any:
+    """A CSV cell's value, read exactly as ``selfhost init --set key=raw`` reads it."""
+    text = raw.strip()
+    if _PLAIN.fullmatch(text) and text.lower() not in _YAML_WORDS:
+        return text
+    return copy.deepcopy(_parsed(key, raw))
+
+
+@functools.lru_cache(maxsize=4096)
+def _parsed(key: str, raw: str) -> Any:
+    return parse_set(f"{key}={raw}")[1]
+
+
+def _process(prospect: Prospect, job: _Job) -> RowResult:
+    result = RowResult(row=prospect.row, line=prospect.line)
+    where = f"{job.source}:{prospect.line}: row {prospect.row}"
+    try:
+        data = _profile_data(prospect, job, where)
+    except SelfhostError as exc:
+        result.errors.append(exc.message)
+        return result
+    profile, findings = model_findings(data, LineMap(), job.source)
+    if profile is None:
+        result.errors += [f"{where}: {f.path}: {f.message}" for f in findings]
+        return result
+    result.customer_id, result.customer_name = profile.customer.id, profile.customer.name
+    doc = build_document(plan(profile), on=job.on)
+    result.subprocessors = [s.id for s in doc.subprocessors]
+    for fmt in job.formats:
+        target = job.output_dir / f"{profile.customer.id}-subprocessors.{EXTENSIONS[fmt]}"
+        try:
+            write_file(target, render(doc, fmt).encode("utf-8"), durable=False)
+        except SelfhostError as exc:
+            result.errors.append(f"{where}: {exc.message}")
+            return result
+        result.files.append(target)
+    return result
+
+
+# -- the batch ----------------------------------------------------------------------
+
+def _duplicates(prospects: list[Prospect], presets: dict[str, dict[str, Any]],
+                source: str) -> dict[int, str]:
+    """Rows whose customer.id an earlier row already uses (their files would collide)."""
+    seen: dict[str, int] = {}
+    out = {}
+    for p in prospects:
+        preset_id = presets.get(p.preset, {}).get("customer", {}).get("id")
+        cid = str(p.values.get("customer.id", preset_id))
+        if cid in seen:
+            out[p.row] = (f"{source}:{p.line}: row {p.row}: customer.id: {cid!r} is also the "
+                          f"id of row {seen[cid]} (give each prospect its own customer.id)")
+        else:
+            seen[cid] = p.row
+    return out
+
+
+def run_batch(prospects_path: Path, output_dir: Path, *, formats: tuple[Format, ...],
+              on: date, profiles_dir: Path = PROFILES_DIR) -> BatchResult:
+    """Write every valid prospect's list and the summary; report the others."""
+    if not formats:
+        raise InvalidInput("no output format chosen (pass --format md, html or json)")
+    if not profiles_dir.is_dir():
+        raise InvalidInput(f"{profiles_dir}: the presets directory does not exist (pass "
+                           "--profiles-dir)")
+    prospects = read_prospects(prospects_path)
+    if not prospects:
+        raise InvalidInput(f"{prospects_path}: no prospects in the file (add one row per "
+                           "prospect)")
+    try:
+        output_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InvalidInput(f"{output_dir}: cannot create the output directory "
+                           f"({exc.strerror}; choose another --output-dir)") from None
+    presets = load_presets(profiles_dir, (p.preset for p in prospects))
+    job = _Job(source=str(prospects_path), presets=presets, output_dir=output_dir,
+               formats=formats, on=on,
+               available=tuple(sorted(p.stem for p in profiles_dir.glob("*.yaml"))))
+    duplicates = _duplicates(prospects, presets, job.source)
+    todo = [p for p in prospects if p.row not in duplicates]
+    results = {r.row: r for r in (_process(p, job) for p in todo)}
+    for row, message in duplicates.items():
+        prospect = prospects[row - 1]
+        results[row] = RowResult(row=row, line=prospect.line, errors=[message])
+    rows = [results[p.row] for p in prospects]
+    summary = output_dir / SUMMARY_FILE
+    write_file(summary, _summary_csv(rows, output_dir).encode("utf-8"))
+    return BatchResult(rows=rows, summary=summary)
+
+
+def _summary_csv(rows: list[RowResult], output_dir: Path) -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["row", "line", "status", "customer_id", "customer_name",
+                     "subprocessors", "files", "errors"])
+    for r in rows:
+        status: Literal["ok", "failed"] = "ok" if r.ok else "failed"
+        writer.writerow([r.row, r.line, status, r.customer_id, r.customer_name,
+                         " ".join(r.subprocessors) or "none" if r.ok else "",
+                         " ".join(str(f.relative_to(output_dir)) for f in r.files),
+                         " | ".join(r.errors)])
+    return buffer.getvalue()

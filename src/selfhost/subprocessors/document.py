@@ -1,0 +1,385 @@
+"""The subprocessor list as data: the JSON shape every format is rendered from.
+
+:func:`build_document` reads only the Plan (which third parties receive which
+personal data) and the catalog (what is known about each of them), so the list
+cannot name a vendor the deployment does not use, nor miss one it does.
+
+The JSON form is versioned (``schema_version``); its JSON Schema is committed
+as ``schemas/subprocessor-list.v1.schema.json`` and generated from
+:class:`SubprocessorList`. A fact nobody has confirmed is the string
+``unknown`` in the JSON and "to be confirmed" in the other formats.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from selfhost import __version__
+from selfhost.catalog import (
+    CATEGORY_TITLES,
+    UNKNOWN,
+    Catalog,
+    FactList,
+    VendorFacts,
+    load_catalog,
+    show,
+)
+from selfhost.errors import ValidationFailed
+from selfhost.models import field_errors
+from selfhost.plan import Category, Plan, ServiceWiring, ThirdParty
+from selfhost.residency import contains
+
+SCHEMA_VERSION = 1
+#: the one "not used" entry standing for every AI provider when AI is disabled
+AI_PROVIDERS_ID = "ai-providers"
+
+
+class _Doc(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Customer(_Doc):
+    name: str
+    id: str
+    residency: str = Field(description="EU or an ISO 3166-1 alpha-2 country code")
+    contact_email: str
+
+
+class DeploymentHost(_Doc):
+    name: str
+    components: list[str]
+
+
+class Store(_Doc):
+    mode: Literal["local", "external"]
+    #: who stores the data, in words (e.g. "PostgreSQL on your host db1")
+    description: str
+
+
+class Deployment(_Doc):
+    """Where the customer's own components run (the hosts box of the data-flow picture)."""
+
+    topology: Literal["all-in-one", "split"]
+    hosts: list[DeploymentHost]
+    database: Store
+    cache: Store
+
+
+class Use(_Doc):
+    """What this deployment sends to the third party, from the Plan."""
+
+    purpose: str
+    data: list[str]
+    #: outbound ``host:port`` the deployment contacts (empty for a CDN, which is
+    #: in front of the deployment rather than contacted by it)
+    endpoints: list[str]
+    reached_from: Literal["app", "host", "none"]
+
+
+class Transfer(_Doc):
+    status: Literal["within-residency", "international", "to-be-confirmed"]
+    residency: str
+    locations: FactList
+    safeguards: FactList
+    note: str
+
+
+class Subprocessor(_Doc):
+    id: str = Field(description="Catalog id of the vendor")
+    category: Category
+    facts: VendorFacts = Field(description="The catalog's facts, unchanged")
+    use: Use
+    transfer: Transfer
+
+
+class NotUsedEntry(_Doc):
+    id: str = Field(description="Catalog id, or 'ai-providers' for every AI provider "
+                    "when AI is disabled (no provider is named then)")
+    name: str
+    service: str
+    reason: str
+
+
+class DataFlow(_Doc):
+    data_type: str
+    stored_by: str
+    #: third parties that process this data as their service (names)
+    processed_by: list[str]
+    #: third parties that can see it otherwise, e.g. a CDN in transit (names)
+    third_party_access: list[str]
+
+
+class NoticeTerms(_Doc):
+    days: int = Field(description="Changes are announced at least this many days ahead")
+    objection_days: int = Field(description="Objections are accepted this many days "
+                                "after the notice")
+    contact_email: str
+
+
+class EvidenceCheck(_Doc):
+    host: str
+    check: str
+    result: Literal["pass", "fail"]
+    detail: str
+
+
+class Evidence(_Doc):
+    """Proof from the live hosts that the list matches what they do; the
+    signature covers it like every other field."""
+
+    collected_at: str = Field(description="ISO 8601 date-time of the collection")
+    tool_version: str
+    checks: list[EvidenceCheck]
+
+
+class Signature(_Doc):
+    """An embedded Ed25519 signature (see selfhost.subprocessors.signing)."""
+
+    algorithm: Literal["ed25519"]
+    #: what the signature covers
+    covers: Literal["canonical-json-without-signature"]
+    key_id: str = Field(description="sha256: hex digest of the raw 32-byte public key")
+    value: str = Field(description="base64 of the 64-byte signature")
+
+
+class SubprocessorList(_Doc):
+    """A deployment's subprocessor list (GDPR Art. 28(2)), version 1.
+
+    Written by ``selfhost subprocessors render --format json``: UTF-8, keys
+    sorted, two-space indent, one final newline; the same profile, catalog and
+    date give the same bytes. ``subprocessors`` holds exactly the third parties
+    the deployment sends personal data to; a fact that has not been confirmed
+    is the string ``unknown``. ``evidence`` is null unless reconciliation with
+    the live hosts was collected. ``signature`` is present only in the embedded
+    signed form: an Ed25519 signature over the canonical JSON (sorted keys, no
+    whitespace, UTF-8) of the object without ``signature``. A change that is
+    not backward compatible raises ``schema_version``.
+    """
+
+    schema_version: Literal[1] = 1
+    kind: Literal["selfhost-subprocessor-list"] = "selfhost-subprocessor-list"
+    tool_version: str
+    date: date
+    customer: Customer
+    profile_fingerprint: str
+    deployment: Deployment
+    subprocessors: list[Subprocessor]
+    not_used: list[NotUsedEntry]
+    data_flows: list[DataFlow]
+    notice: NoticeTerms
+    evidence: Evidence | None = Field(
+        default=None, description="Reconciliation with the live hosts, when collected")
+    signature: Signature | None = Field(
+        default=None, description="Present only in the embedded signed form")
+
+    def payload(self) -> dict[str, Any]:
+        """The JSON object without the signature (what a signature covers)."""
+        return self.model_dump(mode="json", exclude={"signature"})
+
+    def to_json(self) -> str:
+        """The JSON form: sorted keys, two-space indent, UTF-8, one final newline."""
+        data = self.payload()
+        if self.signature is not None:
+            data["signature"] = self.signature.model_dump(mode="json")
+        return dump_json(data)
+
+
+def dump_json(data: Any) -> str:
+    return json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+
+
+# -- building ------------------------------------------------------------------------
+
+def build_document(plan: Plan, *, on: date, catalog: Catalog | None = None,
+                   evidence: Evidence | None = None,
+                   tool_version: str = __version__) -> SubprocessorList:
+    """The list for ``plan`` as of ``on``. Pure: same inputs, same document."""
+    catalog = catalog or load_catalog()
+    residency = plan.customer.residency
+    subprocessors = [_subprocessor(p, catalog, residency) for p in plan.third_parties]
+    return SubprocessorList(
+        tool_version=tool_version,
+        date=on,
+        customer=Customer(name=plan.customer.name, id=plan.customer.id,
+                          residency=residency, contact_email=plan.customer.contact_email),
+        profile_fingerprint=plan.profile_fingerprint,
+        deployment=_deployment(plan),
+        subprocessors=subprocessors,
+        not_used=_not_used(plan, catalog),
+        data_flows=_data_flows(plan, subprocessors),
+        notice=NoticeTerms(days=plan.notice.days, objection_days=plan.notice.objection_days,
+                           contact_email=plan.customer.contact_email),
+        evidence=evidence,
+    )
+
+
+def _not_used(plan: Plan, catalog: Catalog) -> list[NotUsedEntry]:
+    """The SaaS list's vendors this deployment does not use, and why.
+
+    With AI disabled no AI provider is named anywhere in the list: the AI
+    providers collapse into one entry, :data:`AI_PROVIDERS_ID`.
+    """
+    ai_disabled = not any(p.category == "ai" for p in plan.third_parties)
+    out: list[NotUsedEntry] = []
+    for item in plan.not_used:
+        entry = catalog.get(item.id)
+        if ai_disabled and entry.category == "ai":
+            if not any(n.id == AI_PROVIDERS_ID for n in out):
+                out.append(NotUsedEntry(id=AI_PROVIDERS_ID, name="AI providers",
+                                        service="Large Language Model (LLM) API",
+                                        reason=item.reason))
+            continue
+        out.append(NotUsedEntry(id=item.id, name=entry.name, service=entry.service,
+                                reason=item.reason))
+    return out
+
+
+def _subprocessor(party: ThirdParty, catalog: Catalog, residency: str) -> Subprocessor:
+    entry = catalog.get(party.id)
+    return Subprocessor(
+        id=party.id, category=party.category, facts=entry.facts(),
+        use=Use(purpose=party.purpose, data=list(party.data),
+                endpoints=[str(e) for e in party.egress], reached_from=party.egress_from),
+        transfer=_transfer(entry.facts(), residency),
+    )
+
+
+def _transfer(facts: VendorFacts, residency: str) -> Transfer:
+    locations = facts.location_codes
+    safeguards = facts.transfer_safeguards
+    if locations == UNKNOWN:
+        status: Literal["within-residency", "international", "to-be-confirmed"] = \
+            "to-be-confirmed"
+        note = ("Data location to be confirmed: whether data leaves the customer's "
+                f"residency ({residency}) cannot be assessed yet")
+    elif all(contains(residency, code) for code in locations):
+        status = "within-residency"
+        note = f"Data stays within the customer's residency ({residency})"
+    else:
+        status = "international"
+        outside = ", ".join(c for c in locations if not contains(residency, c))
+        shown = "to be confirmed" if safeguards == UNKNOWN else "; ".join(safeguards)
+        note = (f"International transfer: data is processed in {outside}, outside the "
+                f"customer's residency ({residency}); safeguards: {shown}")
+    return Transfer(status=status, residency=residency, locations=locations,
+                    safeguards=safeguards, note=note)
+
+
+def _store(wiring: ServiceWiring, product: str) -> Store:
+    if wiring.mode == "external":
+        return Store(mode="external", description=f"Your own managed {product} "
+                     f"({wiring.host})")
+    return Store(mode="local", description=f"{product} on your host {wiring.server_host}")
+
+
+def _deployment(plan: Plan) -> Deployment:
+    return Deployment(
+        topology=plan.topology,
+        hosts=[DeploymentHost(name=h.name, components=list(h.components)) for h in plan.hosts],
+        database=_store(plan.database, "PostgreSQL"),
+        cache=_store(plan.cache, "Redis"),
+    )
+
+
+#: which categories of third party touch each kind of data: (processes it, sees it)
+_FLOWS: tuple[tuple[str, str, tuple[str, ...], tuple[str, ...]], ...] = (
+    ("Conversations and messages", "database", ("ai",), ("cdn",)),
+    ("Knowledge base documents", "database", ("ai",), ("cdn",)),
+    ("User accounts (e-mail, name) and notification e-mails", "database", ("email",),
+     ("cdn",)),
+    ("Session tokens and WebSocket state", "cache", (), ("cdn",)),
+    ("Analytics (aggregated)", "database", (), ()),
+    ("Application logs and error reports", "app-hosts", ("monitoring",), ()),
+)
+
+
+def _data_flows(plan: Plan, subs: list[Subprocessor]) -> list[DataFlow]:
+    def names(categories: tuple[str, ...]) -> list[str]:
+        return [s.facts.name for s in subs if s.category in categories]
+
+    app_hosts = ", ".join(h.name for h in plan.hosts_with("app"))
+    stored = {
+        "database": _store(plan.database, "PostgreSQL").description,
+        "cache": _store(plan.cache, "Redis").description,
+        "app-hosts": f"Your app hosts ({app_hosts})",
+    }
+    rows = [DataFlow(data_type=kind, stored_by=stored[where], processed_by=names(proc),
+                     third_party_access=names(seen))
+            for kind, where, proc, seen in _FLOWS]
+    if any(s.category == "certificate-authority" for s in subs):
+        rows.append(DataFlow(
+            data_type="Domain name and ACME account e-mail", stored_by=stored["app-hosts"],
+            processed_by=names(("certificate-authority",)), third_party_access=[]))
+    return rows
+
+
+def from_json(text: str, source: str) -> SubprocessorList:
+    """A list read back from its JSON form, checked against the model."""
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValidationFailed([f"{source}:{exc.lineno}: not valid JSON: {exc.msg}"]) \
+            from None
+    try:
+        return SubprocessorList.model_validate(data)
+    except ValidationError as exc:
+        raise ValidationFailed([
+            f"{source}:1: {path}: {message} (is this a subprocessor list written by "
+            "selfhost subprocessors render --format json?)"
+            for path, message in field_errors(exc)]) from None
+
+
+# -- views shared by the Markdown and HTML renderers ----------------------------------
+
+def sections(doc: SubprocessorList) -> list[tuple[str, list[Subprocessor]]]:
+    """The subprocessors grouped by category, in catalog category order."""
+    return [(title, [s for s in doc.subprocessors if s.category == category])
+            for category, title in CATEGORY_TITLES.items()
+            if any(s.category == category for s in doc.subprocessors)]
+
+
+_REACHED = {
+    "app": "the application, through the deployment's egress proxy",
+    "host": "the host itself (not the application)",
+    "none": "not contacted by the deployment; it sits in front of it",
+}
+
+
+def fact_rows(sub: Subprocessor) -> list[tuple[str, str]]:
+    """The labelled facts one subprocessor shows, in order, as display text."""
+    f = sub.facts
+    endpoints = ", ".join(sub.use.endpoints) if sub.use.endpoints else "none"
+    return [
+        ("Legal entity", show(f.legal_entity)),
+        ("Service", show(f.service)),
+        ("Purpose in this deployment", sub.use.purpose),
+        ("Data processed", "; ".join(sub.use.data)),
+        ("Reached by", f"{_REACHED[sub.use.reached_from]} (endpoints: {endpoints})"),
+        ("Data location", show(f.data_location)),
+        ("Transfer safeguards", show(f.transfer_safeguards)),
+        ("Certifications", show(f.certifications)),
+        ("Security measures", show(f.security_measures)),
+        ("Data usage", show(f.data_usage)),
+        ("Website", show(f.website)),
+        ("Privacy policy", show(f.privacy_policy)),
+        ("Data processing agreement", show(f.dpa)),
+        ("Address", show(f.address)),
+        ("Data protection contact", show(f.contact)),
+    ]
+
+
+TRANSFER_LABELS = {
+    "within-residency": "Within residency",
+    "international": "International transfer",
+    "to-be-confirmed": "To be confirmed",
+}
+
+
+def view(doc: SubprocessorList) -> dict[str, object]:
+    """The template context both text renderers share."""
+    return {"doc": doc, "sections": sections(doc), "fact_rows": fact_rows,
+            "transfer_labels": TRANSFER_LABELS}

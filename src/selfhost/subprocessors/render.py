@@ -1,0 +1,89 @@
+"""``selfhost subprocessors render``: profile -> Plan -> list -> file."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Literal
+
+from selfhost.errors import InvalidInput
+from selfhost.plan import Plan, plan
+from selfhost.profile_io import load_profile
+from selfhost.subprocessors import signing
+from selfhost.subprocessors.document import Evidence, SubprocessorList, build_document
+from selfhost.subprocessors.files import write_file
+from selfhost.subprocessors.render_html import render_html
+from selfhost.subprocessors.render_md import render_markdown
+
+Format = Literal["md", "html", "json"]
+FORMATS: tuple[Format, ...] = ("md", "html", "json")
+EXTENSIONS: dict[Format, str] = {"md": "md", "html": "html", "json": "json"}
+
+
+def _json(doc: SubprocessorList) -> str:
+    return doc.to_json()
+
+
+RENDERERS: dict[Format, Callable[[SubprocessorList], str]] = {
+    "md": render_markdown,
+    "html": render_html,
+    "json": _json,
+}
+
+
+def today() -> date:
+    """The default date of a list: today in UTC."""
+    return datetime.now(UTC).date()
+
+
+def render(doc: SubprocessorList, fmt: Format) -> str:
+    return RENDERERS[fmt](doc)
+
+
+def load_plan(profile_path: Path) -> Plan:
+    return plan(load_profile(profile_path))
+
+
+@dataclass(frozen=True)
+class Rendered:
+    content: bytes
+    #: files written (the list, then its detached signature), empty for stdout
+    written: list[Path]
+    key_id: str | None
+
+
+def render_profile(profile_path: Path, *, fmt: Format, on: date,
+                   output: Path | None = None, sign_key: Path | None = None,
+                   detached: bool = False, evidence: Evidence | None = None) -> Rendered:
+    """The list for the profile at ``profile_path``, written to ``output`` when given.
+
+    ``evidence`` (reconciliation with the live hosts) is embedded in the list, so
+    a signature covers it. An embedded signature needs ``fmt == "json"``; a
+    detached one needs ``output`` (the signature goes to ``OUTPUT.sig``).
+    """
+    if sign_key is not None and not detached and fmt != "json":
+        raise InvalidInput(f"--sign-key with --format {fmt}: an embedded signature needs "
+                           "--format json (or add --detached to write OUTPUT.sig)")
+    if detached and (sign_key is None or output is None):
+        raise InvalidInput("--detached needs --sign-key and --output (the signature is "
+                           "written beside the output file as OUTPUT.sig)")
+    key = signing.load_private_key(sign_key) if sign_key is not None else None
+    doc = build_document(load_plan(profile_path), on=on, evidence=evidence)
+    if key is not None and not detached:
+        doc = signing.sign_embedded(doc, key)
+    content = render(doc, fmt).encode("utf-8")
+    written: list[Path] = []
+    if output is not None:
+        if not output.parent.is_dir():
+            raise InvalidInput(f"{output.parent} is not a directory (create it, or choose "
+                               "another --output)")
+        write_file(output, content)
+        written.append(output)
+        if key is not None and detached:
+            sig = signing.signature_path(output)
+            write_file(sig, signing.sign_detached(content, output.name, key))
+            written.append(sig)
+    key_id = signing.key_id(key.public_key()) if key is not None else None
+    return Rendered(content=content, written=written, key_id=key_id)

@@ -1,0 +1,18 @@
+"""The HTML form: one standalone file (no external resources) that reads and
+prints well, with the data-flow picture inline."""
+
+from __future__ import annotations
+
+from markupsafe import Markup
+
+from selfhost import templating
+from selfhost.subprocessors.document import SubprocessorList, view
+from selfhost.subprocessors.svg import data_flow_svg
+
+TEMPLATE = "subprocessors.html.j2"
+
+
+def render_html(doc: SubprocessorList) -> str:
+    # The SVG is built with every text escaped, so it is inserted as markup.
+    svg = Markup(data_flow_svg(doc))  # noqa: S704
+    return templating.render(TEMPLATE, svg=svg, **view(doc))

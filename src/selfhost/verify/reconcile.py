@@ -1,0 +1,251 @@
+"""Reconciliation: the subprocessor list against what the live hosts really do.
+
+From every app host it reads the deployment record, the app's wiring (the keys
+of its environment file, and the public part of its URLs) and the allowlist
+the egress proxy enforces, and compares them with the third parties the
+profile's list names. A party listed but not wired, or wired or reachable but
+not listed, is a difference; with none, the result carries the evidence that
+the list embeds (and a signature then covers).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+from selfhost import __version__
+from selfhost.errors import ChecksFailed
+from selfhost.models import Profile
+from selfhost.plan import Plan, plan
+from selfhost.subprocessors.document import Evidence, EvidenceCheck
+from selfhost.verify import proxy_conf
+from selfhost.verify.checks import DEPLOYMENT_RECORD
+from selfhost.verify.evaluate import Facts
+from selfhost.verify.probes import PROXY_ALLOWLIST, PROXY_LOG
+from selfhost.verify.targets import resolve
+from selfhost.verify.testinfra_suite import collect_all
+
+Kind = Literal["listed-not-wired", "wired-not-listed", "reachable-not-listed",
+               "record-differs", "unreadable"]
+
+
+@dataclass(frozen=True)
+class Difference:
+    kind: Kind
+    host: str
+    party: str
+    detail: str
+
+    def render(self) -> str:
+        what = {
+            "listed-not-wired": "listed but not wired",
+            "wired-not-listed": "wired but not listed",
+            "reachable-not-listed": "reachable but not listed",
+            "record-differs": "deployment record differs",
+            "unreadable": "could not be read",
+        }[self.kind]
+        return f"{self.host}: {self.party}: {what}: {self.detail}"
+
+
+@dataclass(frozen=True)
+class Reconciliation:
+    hosts: list[str]
+    listed: list[str]
+    differences: list[Difference]
+    evidence: Evidence
+
+    @property
+    def ok(self) -> bool:
+        return not self.differences
+
+    def report(self) -> str:
+        if self.ok:
+            return (f"the list ({', '.join(self.listed) or 'no third party'}) matches "
+                    f"{', '.join(self.hosts)}")
+        return "the subprocessor list does not match the live hosts:\n" + "\n".join(
+            f"  {d.render()}" for d in self.differences)
+
+
+@dataclass(frozen=True)
+class Vendors:
+    """Which third party an environment key or a destination belongs to."""
+
+    by_key: dict[str, str]
+    by_destination: dict[str, str]
+
+    def name_key(self, key: str) -> str:
+        return self.by_key.get(key, f"unknown third party ({key})")
+
+    def name_destination(self, dest: str) -> str:
+        return self.by_destination.get(dest, f"unknown third party ({dest})")
+
+
+def known_vendors(profile: Profile) -> Vendors:
+    """Every vendor the profile could choose, as the Plan would wire it.
+
+    Derived from :func:`selfhost.plan.plan` on variants of the profile, so the
+    names come from the same rules that build the list.
+    """
+    variants: list[dict[str, Any]] = [
+        {"ai": {"provider": p}} for p in ("openai", "anthropic")]
+    variants += [{"email": {"provider": p}} for p in ("sendgrid", "postmark", "ses")]
+    variants += [{"monitoring": {"provider": "sentry", "sentry_region": r}} for r in ("us", "de")]
+    variants += [{"monitoring": {"provider": "datadog", "datadog_site": s}}
+                 for s in ("datadoghq.com", "datadoghq.eu", "us3.datadoghq.com",
+                           "us5.datadoghq.com", "ap1.datadoghq.com")]
+    by_key: dict[str, str] = {}
+    by_dest: dict[str, str] = {}
+    for change in variants:
+        section, values = next(iter(change.items()))
+        updated = getattr(profile, section).model_copy(update=values)
+        variant = plan(profile.model_copy(update={section: updated}))
+        for party in variant.third_parties:
+            for key in party.wired_by:
+                if key not in ("AI_PROVIDER", "SMTP_URL", "DD_SITE"):
+                    by_key.setdefault(key, party.id)
+            for endpoint in party.egress:
+                by_dest.setdefault(str(endpoint), party.id)
+    return Vendors(by_key, by_dest)
+
+
+def _own_keys(p: Plan) -> set[str]:
+    """Environment keys that wire the deployment's own parts, not a third party."""
+    wired = {k for party in p.third_parties for k in party.wired_by}
+    return {k for k in p.app.env_keys if k not in wired or k == "AI_PROVIDER"}
+
+
+def compare_host(p: Plan, host: str, facts: Facts, vendors: Vendors) -> list[Difference]:
+    """Differences between the listed third parties and one app host's live facts."""
+    def diff(kind: Kind, party: str, detail: str) -> Difference:
+        return Difference(kind, host, party, detail)
+
+    if "unreachable" in facts:
+        return [diff("unreadable", "host", facts["unreachable"])]
+    out: list[Difference] = []
+    listed = {t.id: t for t in p.third_parties}
+    out += _record_differences(p, facts.get("record", {}), diff)
+    app = facts.get("app", {})
+    if "env_error" in app or "section_error" in app:
+        return [*out, diff("unreadable", "app environment",
+                           str(app.get("env_error") or app.get("section_error")))]
+    env: dict[str, str | None] = app["env"]
+    for party in listed.values():
+        missing = [k for k in party.wired_by if k not in env]
+        if missing:
+            out.append(diff("listed-not-wired", party.id,
+                            f"the app has no {', '.join(missing)}"))
+    own = _own_keys(p)
+    wired_keys = {k for party in listed.values() for k in party.wired_by}
+    for key in sorted(set(env) - own - wired_keys):
+        out.append(diff("wired-not-listed", vendors.name_key(key),
+                        f"the app's environment has {key}"))
+    ai = env.get("AI_PROVIDER")
+    if ai not in (None, "none") and ai not in listed:
+        out.append(diff("wired-not-listed", str(ai), f"AI_PROVIDER={ai}"))
+    smtp = app.get("url_hosts", {}).get("SMTP_URL")
+    if smtp:
+        parts = urlsplit(smtp)
+        dest = f"{parts.hostname}:{parts.port}"
+        allowed_dest = {str(e) for e in p.egress_allowlist}
+        if dest not in allowed_dest:
+            out.append(diff("wired-not-listed", vendors.name_destination(dest),
+                            f"SMTP_URL points at {dest}"))
+    out += _allowlist_differences(p, facts.get("egress", {}), vendors, diff)
+    return out
+
+
+def _record_differences(p: Plan, rec: dict[str, Any], diff: Any) -> list[Difference]:
+    if not rec.get("exists") or "data" not in rec:
+        return [diff("record-differs", "deployment record",
+                     f"no readable {DEPLOYMENT_RECORD} (deploy first)")]
+    data = rec["data"]
+    out = []
+    recorded = sorted(t["id"] if isinstance(t, dict) else str(t)
+                      for t in data.get("third_parties", []))
+    if recorded != sorted(p.third_party_ids()):
+        out.append(diff("record-differs", "third parties",
+                        f"the record names {', '.join(recorded) or 'none'}, the list "
+                        f"{', '.join(sorted(p.third_party_ids())) or 'none'}"))
+    if data.get("profile_fingerprint") != p.profile_fingerprint:
+        out.append(diff("record-differs", "profile fingerprint",
+                        f"deployed {data.get('profile_fingerprint')}, the profile is "
+                        f"{p.profile_fingerprint} (deploy the profile, then reconcile)"))
+    return out
+
+
+def _allowlist_differences(p: Plan, egress: dict[str, Any], vendors: Vendors,
+                           diff: Any) -> list[Difference]:
+    if "allowlist_lines" not in egress:
+        return [diff("unreadable", "egress allowlist",
+                     str(egress.get("allowlist_error") or egress.get("section_error")))]
+    enforced = set(proxy_conf.allowlist(egress["allowlist_lines"]))
+    out = []
+    for party in p.third_parties:
+        if party.egress_from != "app":
+            continue
+        missing = [str(e) for e in party.egress if str(e) not in enforced]
+        if missing:
+            out.append(diff("listed-not-wired", party.id,
+                            f"the proxy does not allow {', '.join(missing)}"))
+    planned = {str(e) for e in p.egress_allowlist}
+    for dest in sorted(enforced - planned):
+        out.append(diff("reachable-not-listed", vendors.name_destination(dest),
+                        f"the proxy allows {dest}"))
+    return out
+
+
+def _evidence(p: Plan, facts: dict[str, Facts]) -> Evidence:
+    rows = []
+    for host in p.hosts_with("app"):
+        f = facts[host.name]
+        data = f["record"]["data"]
+        rows += [
+            EvidenceCheck(host=host.name, check="deployment record", result="pass",
+                          detail=f"profile fingerprint {data.get('profile_fingerprint')}, "
+                          f"deployed {data.get('time')} by selfhost {data.get('tool_version')}"),
+            EvidenceCheck(host=host.name, check="wired third parties", result="pass",
+                          detail="environment keys " + ", ".join(sorted(f["app"]["env"]))
+                          + "; third parties " + (", ".join(p.third_party_ids()) or "none")),
+            EvidenceCheck(host=host.name, check="enforced egress allowlist", result="pass",
+                          detail=", ".join(proxy_conf.allowlist(f["egress"]["allowlist_lines"]))
+                          or "empty: nothing may leave"),
+        ]
+    return Evidence(collected_at=datetime.now(UTC).isoformat(timespec="seconds"),
+                    tool_version=__version__, checks=rows)
+
+
+def _spec(p: Plan) -> dict[str, Any]:
+    return {
+        "record": DEPLOYMENT_RECORD,
+        "app": {"env_file": p.app.env_file, "port": p.app.port,
+                "public": ["AI_PROVIDER"], "url_keys": ["SMTP_URL"], "healthz": False},
+        "egress": {"allowlist_file": PROXY_ALLOWLIST, "log_file": PROXY_LOG,
+                   "destinations": [], "probe_app": False, "app_port": p.app.port,
+                   "proxy_port": p.proxy_port, "direct": None, "user": p.app.user},
+    }
+
+
+def reconcile(profile_path: Path, *, inventory: Path | None = None,
+              sandbox: str | None = None) -> Reconciliation:
+    """Compare the profile's list with its live app hosts."""
+    deployment = resolve(profile_path, inventory=inventory, sandbox=sandbox)
+    p = deployment.plan
+    apps = [t for t in deployment.targets if t.name in {h.name for h in p.hosts_with("app")}]
+    facts = collect_all({t.name: t for t in apps}, {t.name: _spec(p) for t in apps})
+    vendors = known_vendors(deployment.profile)
+    differences = [d for t in apps for d in compare_host(p, t.name, facts[t.name], vendors)]
+    evidence = _evidence(p, facts) if not differences else Evidence(
+        collected_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        tool_version=__version__, checks=[])
+    return Reconciliation(hosts=[t.name for t in apps], listed=p.third_party_ids(),
+                          differences=differences, evidence=evidence)
+
+
+def require_match(result: Reconciliation) -> Evidence:
+    """The evidence when the list matches; :class:`ChecksFailed` with the report otherwise."""
+    if not result.ok:
+        raise ChecksFailed(result.report())
+    return result.evidence

@@ -1,0 +1,112 @@
+"""Fixtures giving integration tests real sandbox guests, always torn down.
+
+The sandbox runs in a state dir of its own (so its bridge, apt cache and addresses
+never touch a developer's `selfhost sandbox` guests) but shares the rootfs cache, so
+only the first run on a machine pays for debootstrap. Missing root or host packages
+FAIL the tests with the fix, never skip them: CI treats a skip as a failure.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import os
+import subprocess
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from selfhost import sandbox
+from selfhost.errors import PrerequisiteMissing
+from selfhost.sandbox import prereqs
+from selfhost.sandbox.network import overlapping_routes
+
+TEST_SUBNET_ENV = "SELFHOST_TEST_SANDBOX_SUBNET"
+
+SandboxFactory = Callable[..., sandbox.Sandbox]
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # Everything in this directory needs root and real guests.
+    here = Path(__file__).parent
+    for item in items:
+        if here in Path(str(item.fspath)).parents:
+            item.add_marker(pytest.mark.integration)
+
+
+def free_test_subnet(skip: str | None = None) -> str:
+    """``$SELFHOST_TEST_SANDBOX_SUBNET``, else the first of 10.213.60-99.0/24 no route uses,
+    so test sessions running side by side (each with its own bridge) do not collide."""
+    if (env := os.environ.get(TEST_SUBNET_ENV)) and skip is None:
+        return env
+    routes = json.loads(subprocess.run(["ip", "-j", "-4", "route", "show"], check=True,
+                                       capture_output=True, text=True).stdout or "[]")
+    for third in range(60, 100):
+        net = ipaddress.IPv4Network(f"10.213.{third}.0/24")
+        if str(net) != skip and not overlapping_routes(net, routes, bridge=""):
+            return str(net)
+    pytest.fail("no free 10.213.60-99.0/24 subnet for the test sandbox; set "
+                f"{TEST_SUBNET_ENV}", pytrace=False)
+
+
+def require_prerequisites() -> None:
+    try:
+        prereqs.check()
+    except PrerequisiteMissing as exc:
+        pytest.fail(f"sandbox integration tests cannot run here:\n{exc.message}", pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def sandbox_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A private sandbox state dir and subnet for this test session; yields the state dir."""
+    require_prerequisites()
+    state = tmp_path_factory.mktemp("sandbox-state")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("SELFHOST_SANDBOX_DIR", str(state))
+        mp.setenv("SELFHOST_SANDBOX_SUBNET", free_test_subnet())
+        mp.delenv("SELFHOST_SANDBOX_BRIDGE", raising=False)
+        try:
+            yield state
+        finally:
+            # Whatever a test left behind, including a network from a failed up.
+            sandbox.down_all()
+
+
+@pytest.fixture(scope="session")
+def sandbox_factory(sandbox_env: Path) -> Iterator[SandboxFactory]:
+    """``make(name, hosts=1, release=None) -> Sandbox``; every sandbox made is downed at
+    session end even when tests fail."""
+    made: list[str] = []
+
+    def make(name: str, hosts: int = 1, release: str | None = None) -> sandbox.Sandbox:
+        if name not in made:
+            made.append(name)
+        return sandbox.up(name, hosts, release)
+
+    yield make
+    problems = []
+    for name in reversed(made):
+        try:
+            sandbox.down(name)
+        except Exception as exc:  # every sandbox must get its chance
+            problems.append(f"{name}: {exc}")
+    if problems:
+        pytest.fail("sandbox teardown failed:\n" + "\n".join(problems), pytrace=False)
+
+
+@pytest.fixture(scope="module")
+def isolated_sandbox_env(
+    sandbox_env: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Path]:
+    """A second, empty state dir with its own subnet and bridge, for tests that must see
+    the last sandbox go (bridge and apt cache removed) while others keep running."""
+    state = tmp_path_factory.mktemp("sandbox-isolated")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("SELFHOST_SANDBOX_DIR", str(state))
+        mp.setenv("SELFHOST_SANDBOX_SUBNET", free_test_subnet(skip=os.environ.get(
+            "SELFHOST_SANDBOX_SUBNET")))
+        try:
+            yield state
+        finally:
+            sandbox.down_all()

@@ -1,0 +1,189 @@
+"""Real guests: two of each Debian release, booted, networked, reachable, removed."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from selfhost import sandbox
+from selfhost.cli.app import main
+from selfhost.sandbox.network import bridge_name
+from selfhost.sandbox.state import Paths
+from selfhost.sandbox.system import mounts_under, pids_matching
+
+SandboxFactory = Callable[..., sandbox.Sandbox]
+pytestmark = pytest.mark.integration
+
+GUESTS = [(release, index) for release in sandbox.RELEASES for index in (0, 1)]
+
+
+@pytest.fixture(scope="module")
+def boxes(sandbox_factory: SandboxFactory) -> dict[str, sandbox.Sandbox]:
+    """Two guests per release, one sandbox per release."""
+    return {r: sandbox_factory(f"it-{r}", hosts=2, release=r) for r in sandbox.RELEASES}
+
+
+def run_in(box: sandbox.Sandbox, guest: sandbox.Guest, *argv: str,
+           timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(box.ssh_command(guest, *argv), capture_output=True, text=True,
+                          timeout=timeout, check=False)
+
+
+@pytest.mark.parametrize(("release", "index"), GUESTS)
+def test_guest_boots_systemd_to_running(boxes: dict[str, sandbox.Sandbox], release: str,
+                                        index: int) -> None:
+    box = boxes[release]
+    assert run_in(box, box.guests[index], "systemctl", "is-system-running").stdout.strip() \
+        == "running"
+
+
+@pytest.mark.parametrize(("release", "index"), GUESTS)
+def test_guest_runs_the_release_asked_for(boxes: dict[str, sandbox.Sandbox], release: str,
+                                          index: int) -> None:
+    box = boxes[release]
+    out = run_in(box, box.guests[index], "cat", "/etc/os-release").stdout
+    assert f"VERSION_CODENAME={release}" in out
+
+
+@pytest.mark.parametrize("release", sandbox.RELEASES)
+def test_guests_reach_each_other(boxes: dict[str, sandbox.Sandbox], release: str) -> None:
+    box = boxes[release]
+    peer = box.guests[1].address
+    probe = run_in(box, box.guests[0], "bash", "-c", f"</dev/tcp/{peer}/22", timeout=30)
+    assert probe.returncode == 0, probe.stderr
+
+
+@pytest.mark.parametrize("release", sandbox.RELEASES)
+def test_apt_update_works_through_the_host_cache(boxes: dict[str, sandbox.Sandbox],
+                                                 release: str) -> None:
+    box = boxes[release]
+    update = run_in(box, box.guests[0], "apt-get", "update", timeout=300)
+    assert update.returncode == 0, update.stdout[-2000:] + update.stderr[-2000:]
+
+
+@pytest.mark.parametrize(("release", "index"), GUESTS)
+def test_guest_has_no_route_beyond_the_bridge(boxes: dict[str, sandbox.Sandbox], release: str,
+                                              index: int) -> None:
+    # `ip route get` only asks the guest's routing table; no packet is sent.
+    box = boxes[release]
+    assert run_in(box, box.guests[index], "ip", "route", "get", "192.0.2.1").returncode != 0
+
+
+@pytest.mark.parametrize("release", sandbox.RELEASES)
+def test_host_keys_are_checked_strictly(boxes: dict[str, sandbox.Sandbox], release: str,
+                                        tmp_path: Path) -> None:
+    box = boxes[release]
+    stranger = tmp_path / "known_hosts"
+    stranger.write_text("")
+    argv = [a.replace(str(box.known_hosts), str(stranger))
+            for a in box.ssh_command(box.guests[0], "true")]
+    assert subprocess.run(argv, capture_output=True, timeout=30, check=False).returncode == 255
+
+
+@pytest.mark.parametrize("release", sandbox.RELEASES)
+def test_inventory_works_with_ansible(boxes: dict[str, sandbox.Sandbox], release: str) -> None:
+    box = boxes[release]
+    ansible = Path(sys.executable).parent / "ansible"
+    ping = subprocess.run([str(ansible), "-i", str(box.inventory), "all", "-m", "ping"],
+                          capture_output=True, text=True, timeout=180, check=False)
+    assert ping.returncode == 0, ping.stdout[-2000:] + ping.stderr[-2000:]
+
+
+@pytest.mark.parametrize(("release", "index"), GUESTS)
+def test_list_shows_each_running_guest(boxes: dict[str, sandbox.Sandbox], release: str,
+                                       index: int) -> None:
+    g = boxes[release].guests[index]
+    out = CliRunner().invoke(main, ["sandbox", "list"]).output
+    assert any(line.split()[1:] == [g.name, release, g.address, str(g.pid), "running"]
+               for line in out.splitlines())
+
+
+@dataclass(frozen=True)
+class Rerun:
+    before: sandbox.Sandbox
+    after: sandbox.Sandbox
+    exit_code: int
+    output: str
+
+
+@pytest.fixture(scope="module")
+def rerun(sandbox_factory: SandboxFactory) -> Rerun:
+    """A one-guest sandbox, then `selfhost sandbox up --hosts 2` on it again."""
+    before = sandbox_factory("it-rerun", hosts=1)
+    result = CliRunner().invoke(main, ["sandbox", "up", "--name", "it-rerun", "--hosts", "2"])
+    return Rerun(before, sandbox.load("it-rerun"), result.exit_code, result.output)
+
+
+def test_rerun_succeeds(rerun: Rerun) -> None:
+    assert rerun.exit_code == 0, rerun.output
+
+
+def test_rerun_keeps_the_running_guest(rerun: Rerun) -> None:
+    assert rerun.after.guests[0] == rerun.before.guests[0]
+
+
+def test_rerun_adds_the_missing_guest(rerun: Rerun) -> None:
+    assert [g.state for g in rerun.after.guests] == ["running", "running"]
+
+
+def test_rerun_prints_the_inventory(rerun: Rerun) -> None:
+    assert str(rerun.after.inventory) in rerun.output
+
+
+@dataclass(frozen=True)
+class Traces:
+    state: Path
+    bridge: str
+    nspawn_pids: list[int]
+    acng_pids: list[int]
+    mounts: list[Path]
+    bridge_exists: bool
+
+
+@pytest.fixture(scope="module")
+def after_down(isolated_sandbox_env: Path) -> Traces:
+    """Up two guests in an empty state dir, take them down, and look for what is left."""
+    state = isolated_sandbox_env
+    box = sandbox.up("it-trace", 2)
+    assert all(g.state == "running" for g in box.guests)
+    bridge = bridge_name(Paths.from_env())
+    sandbox.down("it-trace")
+    return Traces(
+        state=state,
+        bridge=bridge,
+        nspawn_pids=pids_matching("systemd-nspawn", str(state)),
+        acng_pids=pids_matching("apt-cacher-ng", str(state)),
+        mounts=mounts_under(state),
+        bridge_exists=Path("/sys/class/net", bridge).exists(),
+    )
+
+
+def test_down_leaves_no_guest_process(after_down: Traces) -> None:
+    assert after_down.nspawn_pids == []
+
+
+def test_down_leaves_no_apt_cache_process(after_down: Traces) -> None:
+    assert after_down.acng_pids == []
+
+
+def test_down_leaves_no_mount(after_down: Traces) -> None:
+    assert after_down.mounts == []
+
+
+def test_down_removes_the_bridge(after_down: Traces) -> None:
+    assert not after_down.bridge_exists
+
+
+def test_down_leaves_no_state_files(after_down: Traces) -> None:
+    assert not after_down.state.exists() or list(after_down.state.iterdir()) == []
+
+
+def test_down_of_a_missing_sandbox_succeeds(isolated_sandbox_env: Path) -> None:
+    result = CliRunner().invoke(main, ["sandbox", "down", "--name", "never-made"])
+    assert result.exit_code == 0, result.output

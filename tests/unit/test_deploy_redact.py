@@ -1,0 +1,64 @@
+"""Hiding secret values in output and finding them in files."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from selfhost.deploy.redact import MASK, Hit, Redactor, fragments, scan
+
+PEM = ("-----BEGIN PRIVATE KEY-----\n"
+       "MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgabcdefghijklmnop\n"
+       "qrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789abcdefghijklmnopqr\n"
+       "-----END PRIVATE KEY-----\n")
+
+
+def test_fragments_of_a_pem_key_are_its_body_lines_not_its_armour() -> None:
+    got = fragments(PEM)
+    assert got[1:] == [json.dumps(PEM)[1:-1], PEM.splitlines()[1], PEM.splitlines()[2]]
+
+
+def test_single_line_value_is_its_own_only_fragment() -> None:
+    assert fragments("s3cret-value") == ["s3cret-value"]
+
+
+@pytest.mark.parametrize("text", [
+    "password=hunter2-long-value in a message",
+    'json: "hunter2-long-value"',
+])
+def test_redact_masks_the_value(text: str) -> None:
+    assert "hunter2-long-value" not in Redactor({"p": "hunter2-long-value"}).redact(text)
+
+
+def test_redact_masks_one_line_of_a_pem_key() -> None:
+    line = PEM.splitlines()[2]
+    assert Redactor({"k": PEM}).redact(f"stderr: {line}") == f"stderr: {MASK}"
+
+
+def test_redact_masks_a_json_escaped_pem_key() -> None:
+    text = json.dumps({"content": PEM})
+    assert "MIGHAgEAMBMG" not in Redactor({"k": PEM}).redact(text)
+
+
+def test_empty_values_are_ignored() -> None:
+    assert Redactor({"empty": ""}).redact("anything") == "anything"
+
+
+def test_find_names_the_secret_not_the_value() -> None:
+    assert Redactor({"db": "aaaa-bbbb-cccc", "ai": "zzzz-yyyy-xxxx"}).find(
+        "x aaaa-bbbb-cccc y") == ["db"]
+
+
+def test_scan_reports_file_and_secret_name(tmp_path: Path) -> None:
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "events.json").write_text('{"stdout": "key aaaa-bbbb-cccc"}')
+    (tmp_path / "clean.txt").write_text("nothing here")
+    hits = scan([tmp_path], Redactor({"db": "aaaa-bbbb-cccc"}))
+    assert hits == [Hit(tmp_path / "a" / "events.json", "db")]
+
+
+def test_scan_finds_a_secret_in_a_binary_file(tmp_path: Path) -> None:
+    (tmp_path / "blob").write_bytes(b"\xff\xfe aaaa-bbbb-cccc \x00")
+    assert [h.secret for h in scan([tmp_path], Redactor({"db": "aaaa-bbbb-cccc"}))] == ["db"]
