@@ -13,6 +13,7 @@ from click.testing import CliRunner
 
 from selfhost import sandbox
 from selfhost.cli.app import main
+from selfhost.sandbox import cgroups
 from selfhost.sandbox.network import bridge_name
 from selfhost.sandbox.state import Paths
 from selfhost.sandbox.system import mounts_under, pids_matching
@@ -95,6 +96,22 @@ def test_inventory_works_with_ansible(boxes: dict[str, sandbox.Sandbox], release
     assert ping.returncode == 0, ping.stdout[-2000:] + ping.stderr[-2000:]
 
 
+def _init_cgroup(guest: sandbox.Guest) -> str:
+    """The cgroup (unified hierarchy) of the guest's systemd, seen from the host."""
+    children = Path(f"/proc/{guest.pid}/task/{guest.pid}/children").read_text().split()
+    lines = Path(f"/proc/{children[0]}/cgroup").read_text().splitlines()
+    return next(line for line in lines if line.startswith("0::")).removeprefix("0::")
+
+
+@pytest.mark.parametrize(("release", "index"), GUESTS)
+def test_guest_has_a_cgroup_of_its_own(boxes: dict[str, sandbox.Sandbox], release: str,
+                                       index: int) -> None:
+    # Shared cgroups make one guest's systemd manage the other's units.
+    guest = boxes[release].guests[index]
+    own = f"/{cgroups.PARENT}/{cgroups.leaf_name(guest.directory)}/"
+    assert _init_cgroup(guest).startswith(own)
+
+
 @pytest.mark.parametrize(("release", "index"), GUESTS)
 def test_list_shows_each_running_guest(boxes: dict[str, sandbox.Sandbox], release: str,
                                        index: int) -> None:
@@ -144,6 +161,7 @@ class Traces:
     acng_pids: list[int]
     mounts: list[Path]
     bridge_exists: bool
+    cgroups: list[Path]
 
 
 @pytest.fixture(scope="module")
@@ -153,6 +171,7 @@ def after_down(isolated_sandbox_env: Path) -> Traces:
     box = sandbox.up("it-trace", 2)
     assert all(g.state == "running" for g in box.guests)
     bridge = bridge_name(Paths.from_env())
+    guest_cgroups = [cg for g in box.guests for cg in cgroups.guest_cgroups(g.directory)]
     sandbox.down("it-trace")
     return Traces(
         state=state,
@@ -161,6 +180,7 @@ def after_down(isolated_sandbox_env: Path) -> Traces:
         acng_pids=pids_matching("apt-cacher-ng", str(state)),
         mounts=mounts_under(state),
         bridge_exists=Path("/sys/class/net", bridge).exists(),
+        cgroups=[cg for cg in guest_cgroups if cg.exists()],
     )
 
 
@@ -174,6 +194,10 @@ def test_down_leaves_no_apt_cache_process(after_down: Traces) -> None:
 
 def test_down_leaves_no_mount(after_down: Traces) -> None:
     assert after_down.mounts == []
+
+
+def test_down_removes_the_guest_cgroups(after_down: Traces) -> None:
+    assert after_down.cgroups == []
 
 
 def test_down_removes_the_bridge(after_down: Traces) -> None:

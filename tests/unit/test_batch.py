@@ -102,6 +102,19 @@ def test_duplicate_customer_ids_fail_the_later_row(tmp_path: Path) -> None:
                       "each prospect its own customer.id)"]
 
 
+def test_rows_without_a_customer_id_are_not_duplicates(tmp_path: Path) -> None:
+    path = tmp_path / "p.csv"
+    path.write_text("preset,customer.name\nnonesuch,A\nnonesuch,B\n")
+    errors, _ = _run(path, tmp_path)
+    assert ["unknown preset 'nonesuch'" in e for e in errors] == [True, True]
+
+
+def test_summary_neutralises_spreadsheet_formulas(tmp_path: Path) -> None:
+    _run(_csv(tmp_path, "us-openai,=SUM(A1),acme,dpo@acme.example,,,\n"), tmp_path)
+    summary = (tmp_path / "out" / "summary.csv").read_text()
+    assert ",'=SUM(A1)," in summary
+
+
 def test_a_secret_column_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "p.csv"
     path.write_text("preset,openai_api_key\nus-openai,sk-123\n")

@@ -126,7 +126,7 @@ def test_echoed_secret_is_masked_in_events_shown(tmp_path: Path) -> None:
 
 def test_echoed_secret_in_runner_files_fails_the_deploy(tmp_path: Path) -> None:
     outcome, _ = _run(tmp_path, ECHO)
-    with pytest.raises(DeployFailed, match="value of demo appeared .*no_log") as info:
+    with pytest.raises(DeployFailed, match=r"value of demo appeared .*no_log") as info:
         raise_for(outcome, 120)
     assert SECRET not in info.value.message
 
@@ -139,7 +139,7 @@ def test_timeout_stops_the_run(tmp_path: Path) -> None:
 
 def test_playbook_error_shows_ansibles_output(tmp_path: Path) -> None:
     outcome, _ = _run(tmp_path, "    - name: Bad\n      no.such.module: {}\n")
-    with pytest.raises(DeployFailed, match="before any task failed:(.|\n)*no.such.module"):
+    with pytest.raises(DeployFailed, match=r"before any task failed:(.|\n)*no\.such\.module"):
         raise_for(outcome, 120)
 
 

@@ -15,6 +15,7 @@ from ruamel.yaml import YAML
 
 from selfhost.catalog import load_catalog
 from selfhost.cli.app import main
+from selfhost.errors import InvalidInput
 from selfhost.paths import PROFILES_DIR
 from selfhost.plan import plan
 from selfhost.profile_io import load_profile
@@ -24,7 +25,7 @@ from selfhost.subprocessors.document import (
     SubprocessorList,
     build_document,
 )
-from selfhost.subprocessors.render import FORMATS, render, render_profile
+from selfhost.subprocessors.render import FORMATS, render, render_profile, today
 from selfhost.subprocessors.schema import json_schema
 
 DAY = date(2026, 11, 27)
@@ -80,8 +81,8 @@ def test_unexpected_vendors_are_absent_from_every_format(preset: str, fmt: str) 
     assert [e.id for e in absent if e.name.lower() in text] == []
 
 
-@pytest.mark.parametrize(("preset", "fmt"), [c for c in CASES if "ai" not in str(
-    [p.category for p in _doc(c[0]).subprocessors])])
+@pytest.mark.parametrize(("preset", "fmt"), [
+    c for c in CASES if not any(s.category == "ai" for s in _doc(c[0]).subprocessors)])
 def test_ai_disabled_names_no_ai_provider_anywhere(preset: str, fmt: str) -> None:
     assert re.findall(r"openai|anthropic|claude|gpt", _text(preset, fmt), re.I) == []
 
@@ -114,6 +115,17 @@ def test_cli_output_is_byte_identical_across_runs(tmp_path: Path) -> None:
 def test_date_comes_from_the_option() -> None:
     doc = build_document(plan(load_profile(PROFILES_DIR / "split.yaml")), on=date(2027, 1, 2))
     assert "| Date | 2027-01-02 |" in render(doc, "md")
+
+
+def test_default_date_follows_source_date_epoch(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1798761600")
+    assert today() == date(2027, 1, 1)
+
+
+def test_bad_source_date_epoch_is_invalid_input(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "yesterday")
+    with pytest.raises(InvalidInput, match="SOURCE_DATE_EPOCH='yesterday' is not a number"):
+        today()
 
 
 def test_header_names_customer_fingerprint_version_and_date() -> None:

@@ -13,6 +13,7 @@ from selfhost.subprocessors.batch import run_batch
 from selfhost.subprocessors.diff import diff_files
 from selfhost.subprocessors.render import FORMATS, Format, render_profile, today
 from selfhost.subprocessors.signing import check_signature
+from selfhost.verify.reconcile import reconcile_evidence
 
 _DATE = click.DateTime(formats=["%Y-%m-%d"])
 _FILE = click.Path(path_type=Path, dir_okay=False)
@@ -29,19 +30,32 @@ def subprocessors() -> None:
 
 @subprocessors.command()
 @click.argument("profile", type=_FILE)
-@click.option("--format", "fmt", type=click.Choice(FORMATS), default="md", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="md", show_default=True,
+              help="md (Markdown), html (standalone, printable, with a data-flow "
+              "picture) or json (versioned; schemas/subprocessor-list.v1.schema.json).")
 @click.option("--output", "-o", type=_FILE, help="Write here (atomically) instead of stdout.")
 @click.option("--date", "on", type=_DATE, help="Date of the list (YYYY-MM-DD; default: "
-              "today, UTC). The same profile and date give byte-identical output.")
+              "the day of SOURCE_DATE_EPOCH if set, else today, UTC). The same profile "
+              "and date give byte-identical output.")
 @click.option("--sign-key", type=_FILE, help="Ed25519 private key (selfhost keys generate): "
               "embed a signature in the JSON.")
 @click.option("--detached", is_flag=True, help="With --sign-key: write the signature to "
               "OUTPUT.sig instead (any format).")
+@click.option("--verify", "verify_hosts", is_flag=True, help="Reconcile with the live hosts "
+              "first (exit 1 naming each difference); on a match the list embeds the evidence.")
+@click.option("--inventory", type=_FILE, help="With --verify: the hosts' Ansible inventory.")
+@click.option("--sandbox", "sandbox_name", metavar="NAME", help="With --verify: the sandbox.")
 def render(*, profile: Path, fmt: Format, output: Path | None, on: datetime | None,
-           sign_key: Path | None, detached: bool) -> None:
+           sign_key: Path | None, detached: bool, verify_hosts: bool,
+           inventory: Path | None, sandbox_name: str | None) -> None:
     """List exactly the third parties PROFILE's deployment sends personal data to."""
+    evidence = None
+    if verify_hosts:
+        evidence = reconcile_evidence(profile, inventory=inventory, sandbox=sandbox_name)
+        click.echo(f"reconciled with {', '.join(sorted({c.host for c in evidence.checks}))}",
+                   err=True)
     result = render_profile(profile, fmt=fmt, on=_day(on), output=output, sign_key=sign_key,
-                            detached=detached)
+                            detached=detached, evidence=evidence)
     if output is None:
         click.echo(result.content.decode("utf-8"), nl=False)
         return
@@ -55,7 +69,7 @@ def render(*, profile: Path, fmt: Format, output: Path | None, on: datetime | No
 @click.option("--notice-date", type=_DATE, help="Date the notice is sent (YYYY-MM-DD; "
               "default: today, UTC).")
 @click.option("--format", "fmt", type=click.Choice(["md", "json"]), default="md",
-              show_default=True)
+              show_default=True, help="The notice as Markdown or as JSON.")
 @click.pass_context
 def diff(ctx: click.Context, old: Path, new: Path, notice_date: datetime | None,
          fmt: str) -> None:
@@ -72,7 +86,8 @@ def diff(ctx: click.Context, old: Path, new: Path, notice_date: datetime | None,
 @subprocessors.command()
 @click.argument("prospects", type=_FILE)
 @click.option("--output-dir", type=click.Path(path_type=Path, file_okay=False),
-              default=Path("subprocessor-lists"), show_default=True)
+              default=Path("subprocessor-lists"), show_default=True,
+              help="Where the lists and summary.csv are written (created if missing).")
 @click.option("--format", "formats", type=click.Choice(FORMATS), multiple=True,
               help="Repeat for several (default: md, html and json).")
 @click.option("--date", "on", type=_DATE, help="Date of the lists (default: today, UTC).")
@@ -97,7 +112,8 @@ def batch(ctx: click.Context, *, prospects: Path, output_dir: Path, formats: tup
 
 @subprocessors.command("check-signature")
 @click.argument("file", type=_FILE)
-@click.option("--public-key", type=_FILE, required=True)
+@click.option("--public-key", type=_FILE, required=True,
+              help="The signer's public key (the .pub file of selfhost keys generate).")
 @click.option("--signature", type=_FILE, help="Detached signature (default: FILE.sig if it "
               "exists, else the signature embedded in the JSON).")
 def check_signature_command(file: Path, public_key: Path, signature: Path | None) -> None:

@@ -29,7 +29,7 @@ def _progress(check: Check, outcome: Outcome) -> None:
 @click.option("--json", "json_path", type=_FILE, default=None,
               help="Write a JSON report here.")
 @click.pass_context
-def verify(ctx: click.Context, profile: Path, inventory: Path | None,
+def verify(ctx: click.Context, *, profile: Path, inventory: Path | None,
            sandbox_name: str | None, junit: Path | None, json_path: Path | None) -> None:
     """Check the live hosts against PROFILE's Plan: one test per check and host.
 

@@ -165,6 +165,32 @@ def playbook_path() -> Path:
     return path
 
 
+@dataclass(frozen=True)
+class Prepared:
+    """Everything a run needs, computed before anything touches a host."""
+
+    target: Target
+    playbook: Path
+    extravars: dict[str, Any]
+    secret_env: dict[str, str] = field(repr=False)
+    redactor: Redactor = field(repr=False)
+
+
+def prepare(profile_path: Path, options: DeployOptions) -> Prepared:
+    """Profile, secrets and PKI -> inventory, extra vars and the secret environment."""
+    playbook = playbook_path()
+    target = resolve_target(load_profile(profile_path), options)
+    secrets: Secrets = load_secrets(profile_path, options.passphrase, options.key_file)
+    values = {name: secrets[name] for name in secrets}
+    material = _pki(profile_path, target, values)
+    env = build_env(target.plan, values, material.host_keys, profile_path=profile_path,
+                    key_env=material.secret_env())
+    redactor = _redactor(values, material, options.passphrase or passphrase_from_env())
+    return Prepared(target=target, playbook=playbook,
+                    extravars=_extravars(profile_path, target, material), secret_env=env,
+                    redactor=redactor)
+
+
 def deploy(profile_path: Path, options: DeployOptions, *,
            reporter: ReporterFactory | None = None, confirm: Confirm | None = None,
            say: Callable[[str], None] | None = None) -> DeployResult:
@@ -175,14 +201,8 @@ def deploy(profile_path: Path, options: DeployOptions, *,
     change of the subprocessor list is not confirmed.
     """
     engine = choose(options.engine)
-    playbook = playbook_path()
-    target = resolve_target(load_profile(profile_path), options)
-    secrets: Secrets = load_secrets(profile_path, options.passphrase, options.key_file)
-    values = {name: secrets[name] for name in secrets}
-    material = _pki(profile_path, target, values)
-    env = build_env(target.plan, values, material.host_keys, profile_path=profile_path,
-                    key_env=material.secret_env())
-    redactor = _redactor(values, material, options.passphrase or passphrase_from_env())
+    prepared = prepare(profile_path, options)
+    target, redactor = prepared.target, prepared.redactor
 
     customer = target.plan.customer.id
     rec_path = record.record_path(profile_path, customer)
@@ -194,9 +214,9 @@ def deploy(profile_path: Path, options: DeployOptions, *,
             say(line)
     _confirm_delta(delta, options, confirm)
 
-    request = RunRequest(playbook=playbook, inventory=target.inventory,
-                         extravars=_extravars(profile_path, target, material),
-                         secret_env=env, engine=engine, check=options.check,
+    request = RunRequest(playbook=prepared.playbook, inventory=target.inventory,
+                         extravars=prepared.extravars,
+                         secret_env=prepared.secret_env, engine=engine, check=options.check,
                          limit=options.limit, timeout=options.timeout,
                          keep_artifacts=options.keep_artifacts)
     shown = reporter(redactor) if reporter is not None else None

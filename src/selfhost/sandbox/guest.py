@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from selfhost.errors import SelfhostError
+from selfhost.sandbox import cgroups
 from selfhost.sandbox.system import pid_matches, remove_tree, stop_pid
 
 NSPAWN = "systemd-nspawn"
@@ -41,11 +42,17 @@ def nspawn_argv(root: Path, machine: str, bridge: str) -> list[str]:
 
 
 def start(guest_dir: Path, machine: str, bridge: str) -> int:
-    """Boot the guest in its own session, output to ``nspawn.log``; return nspawn's pid."""
+    """Boot the guest in its own session and cgroup, output to ``nspawn.log``; return
+    nspawn's pid."""
+    # Leftovers of an earlier boot (a guest that powered off by itself) go first.
+    cgroups.remove(guest_dir)
+    argv = cgroups.join_then_exec(
+        cgroups.prepare(guest_dir), nspawn_argv(rootfs_dir(guest_dir), machine, bridge)
+    )
     log = open(log_file(guest_dir), "ab")  # noqa: SIM115 - handed to the child
     try:
         proc = subprocess.Popen(
-            nspawn_argv(rootfs_dir(guest_dir), machine, bridge),
+            argv,
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -128,9 +135,9 @@ def stop(pid: int | None, guest_dir: Path, grace: float = 30) -> bool:
 
     Returns True when SIGKILL was needed.
     """
-    if pid is None:
-        return False
-    return stop_pid(pid, NSPAWN, str(rootfs_dir(guest_dir)), grace=grace)
+    killed = pid is not None and stop_pid(pid, NSPAWN, str(rootfs_dir(guest_dir)), grace=grace)
+    cgroups.remove(guest_dir)
+    return killed
 
 
 def remove(guest_dir: Path) -> None:

@@ -18,8 +18,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from selfhost.errors import InvalidInput, SelfhostError
+from selfhost.sandbox import cgroups, inventory, network, prereqs, rootfs, ssh
 from selfhost.sandbox import guest as guest_mod
-from selfhost.sandbox import inventory, network, prereqs, rootfs, ssh
 from selfhost.sandbox.models import Guest, Sandbox
 from selfhost.sandbox.state import (
     GuestRecord,
@@ -298,6 +298,10 @@ def _remove(
             was_killed = bool(pid) and stop_pid(pid or 0, guest_mod.NSPAWN, str(sdir), grace=grace)
         if was_killed:
             killed.append(label)
+    guests_dir = sdir / "guests"
+    if guests_dir.is_dir():
+        for gdir in guests_dir.iterdir():
+            cgroups.remove(gdir)
     with locked(paths.global_lock) as lock:
         remove_tree(sdir)
         if not sandbox_names(paths):

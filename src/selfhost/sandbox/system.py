@@ -66,16 +66,22 @@ def pid_matches(pid: int | None, *needles: str) -> bool:
     """
     if not pid or pid <= 0:
         return False
-    _reap(pid)
-    state = _stat_field(pid)
-    if state is None or state in ("Z", "X"):
-        return False
-    try:
-        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except (FileNotFoundError, ProcessLookupError):
-        return False
-    cmdline = raw.replace(b"\0", b" ").decode("utf-8", errors="replace")
-    return all(n in cmdline for n in needles)
+    # A process in the middle of execve() shows an empty cmdline for a moment (seen
+    # right after Popen returns); only a cmdline that stays empty counts as not ours.
+    for _ in range(50):
+        _reap(pid)
+        state = _stat_field(pid)
+        if state is None or state in ("Z", "X"):
+            return False
+        try:
+            raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except (FileNotFoundError, ProcessLookupError):
+            return False
+        if raw:
+            cmdline = raw.replace(b"\0", b" ").decode("utf-8", errors="replace")
+            return all(n in cmdline for n in needles)
+        time.sleep(0.01)
+    return False
 
 
 def pids_matching(*needles: str) -> list[int]:

@@ -247,7 +247,10 @@ def _duplicates(prospects: list[Prospect], presets: dict[str, dict[str, Any]],
     out = {}
     for p in prospects:
         preset_id = presets.get(p.preset, {}).get("customer", {}).get("id")
-        cid = str(p.values.get("customer.id", preset_id))
+        value = p.values.get("customer.id", preset_id)
+        if value is None:
+            continue  # the row fails validation on its own
+        cid = str(value).strip()
         if cid in seen:
             out[p.row] = (f"{source}:{p.line}: row {p.row}: customer.id: {cid!r} is also the "
                           f"id of row {seen[cid]} (give each prospect its own customer.id)")
@@ -289,6 +292,11 @@ def run_batch(prospects_path: Path, output_dir: Path, *, formats: tuple[Format, 
     return BatchResult(rows=rows, summary=summary)
 
 
+def _cell(text: str) -> str:
+    """Text a spreadsheet shows as text: a leading = + - @ would start a formula."""
+    return "'" + text if text[:1] in ("=", "+", "-", "@") else text
+
+
 def _summary_csv(rows: list[RowResult], output_dir: Path) -> str:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
@@ -296,7 +304,7 @@ def _summary_csv(rows: list[RowResult], output_dir: Path) -> str:
                      "subprocessors", "files", "errors"])
     for r in rows:
         status: Literal["ok", "failed"] = "ok" if r.ok else "failed"
-        writer.writerow([r.row, r.line, status, r.customer_id, r.customer_name,
+        writer.writerow([r.row, r.line, status, r.customer_id, _cell(r.customer_name),
                          " ".join(r.subprocessors) or "none" if r.ok else "",
                          " ".join(str(f.relative_to(output_dir)) for f in r.files),
                          " | ".join(r.errors)])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -34,8 +35,15 @@ RENDERERS: dict[Format, Callable[[SubprocessorList], str]] = {
 
 
 def today() -> date:
-    """The default date of a list: today in UTC."""
-    return datetime.now(UTC).date()
+    """The default date of a list: the day of ``SOURCE_DATE_EPOCH`` when set (the
+    reproducible-builds convention), else today in UTC."""
+    epoch = os.environ.get("SOURCE_DATE_EPOCH")
+    if epoch is None:
+        return datetime.now(UTC).date()
+    if not epoch.isdigit():
+        raise InvalidInput(f"SOURCE_DATE_EPOCH={epoch!r} is not a number of seconds since "
+                           "1970-01-01 (unset it, or pass --date YYYY-MM-DD)")
+    return datetime.fromtimestamp(int(epoch), UTC).date()
 
 
 def render(doc: SubprocessorList, fmt: Format) -> str:

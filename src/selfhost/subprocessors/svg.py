@@ -45,7 +45,7 @@ def _hosts(doc: SubprocessorList, top: int) -> tuple[list[str], int]:
     y = top
     for host in doc.deployment.hosts:
         shown = [name for c, name in _COMPONENT_NAMES.items() if c in host.components]
-        height = 28 + _HOST_LINE * len(shown)
+        height = 34 + _HOST_LINE * len(shown)
         out.append(f'<rect x="{_OUTER_X + 16}" y="{y}" width="{_OUTER_W - 32}" '
                    f'height="{height}" rx="6" class="host"/>')
         out.append(_text(_OUTER_X + 28, y + 20, f"host {host.name}", cls="hostname"))
@@ -71,7 +71,7 @@ def _external(store: Store, y: int, out: list[str]) -> int:
 def _party(sub: Subprocessor, y: int, anchor_x: int, anchor_y: int) -> list[str]:
     location = sub.facts.data_location
     where = "location to be confirmed" if location == "unknown" else location
-    flag = " (international)" if sub.transfer.status == "international" else ""
+    flag = " · international transfer" if sub.transfer.status == "international" else ""
     mid = y + _PARTY_H // 2
     cls = "party intl" if sub.transfer.status != "within-residency" else "party"
     return [

@@ -152,11 +152,16 @@ def _exposed_ports(plan: Plan, host: PlanHost) -> list[int]:
 
 
 def _host_checks(plan: Plan, host: PlanHost) -> list[Check]:
+    # The fields of the record role's deployment.json that the Plan decides.
     record = {
+        "host": host.name,
+        "customer_id": plan.customer.id,
         "profile_fingerprint": plan.profile_fingerprint,
-        "hosts": [f"{h.name} {h.address} {','.join(h.components)}" for h in plan.hosts],
+        "topology": plan.topology,
+        "components": list(host.components),
         "egress_allowlist": sorted(str(e) for e in plan.egress_allowlist),
         "third_parties": sorted(plan.third_party_ids()),
+        "env_keys": sorted(plan.app.env_keys) if "app" in host.components else [],
     }
     out = [
         _check(host, "host", "nftables", "nftables is active and drops unexpected traffic",
@@ -170,8 +175,8 @@ def _host_checks(plan: Plan, host: PlanHost) -> list[Check]:
                sysctl=dict(SYSCTL_HARDENING)),
         _check(host, "host", "deployment_record",
                f"the deployment record {DEPLOYMENT_RECORD} matches the Plan",
-               f"profile fingerprint {plan.profile_fingerprint}, and the Plan's hosts, "
-               "components, allowlist and third parties",
+               f"profile fingerprint {plan.profile_fingerprint}, and the Plan's components, "
+               "allowlist, third parties and app keys for this host",
                fix="deploy this profile (`selfhost deploy PROFILE`): the hosts run another "
                "deployment than the profile describes", record=record),
     ]
@@ -356,7 +361,8 @@ def _egress_checks(plan: Plan, host: PlanHost, target: Endpoint | None) -> list[
                "role", destination=str(UNLISTED_DESTINATION), port=plan.app.port,
                proxy_port=plan.proxy_port, user=plan.app.user),
         _check(host, "egress", "observed", "every destination contacted since the last "
-               "deploy is on the list", f"only {shown} in the proxy's log",
+               "deploy is on the list",
+               f"the proxy's log shows connections only to the allowlist ({shown})",
                fix="find which component contacted it (the proxy log has the time); if it "
                "is a new third party, add it to the profile so the list names it",
                allowlist=allow),

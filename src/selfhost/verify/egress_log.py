@@ -5,8 +5,9 @@ The proxy writes Squid's native format, one request a line::
     1764230000.123    45 127.0.0.1 TCP_TUNNEL/200 4321 CONNECT api.openai.com:443 - ...
 
 A CONNECT names ``host:port``; a plain request names a URL, reduced here to
-``host:port``. Refused requests (``TCP_DENIED``, status 403/407) are kept apart:
-they prove the allowlist held, not that data left.
+``host:port``. The hierarchy field says whether the proxy connected onwards
+(``HIER_DIRECT/ADDRESS``) or not (``HIER_NONE``): only the former can have
+carried data. Refused requests (``TCP_DENIED``, 403/407) prove the allowlist held.
 """
 
 from __future__ import annotations
@@ -24,22 +25,41 @@ class Destination:
     """What the log says about one ``host:port``."""
 
     requests: int = 0
+    #: the proxy connected to the destination (a hierarchy code other than HIER_NONE)
+    contacted: int = 0
+    #: the proxy refused the request (TCP_DENIED, 403, 407)
     refused: int = 0
     first: float = 0.0
     last: float = 0.0
     statuses: set[str] = field(default_factory=set)
 
     def describe(self) -> str:
-        admitted = self.requests - self.refused
-        parts = [f"{admitted} admitted"] if admitted else []
+        parts = [f"{self.contacted} contacted"] if self.contacted else []
         if self.refused:
             parts.append(f"{self.refused} refused")
+        unreached = self.requests - self.contacted - self.refused
+        if unreached:
+            parts.append(f"{unreached} not reached")
         return ", ".join(parts) + f", last {_iso(self.last)}"
 
 
-def refused(dest: Destination) -> bool:
-    """True when every request to the destination was refused by the proxy."""
-    return dest.requests == dest.refused
+def contacted(dest: Destination) -> bool:
+    """True when data could have left: the proxy connected to the destination."""
+    return dest.contacted > 0
+
+
+def on_list(destination: str, allowlist: list[str]) -> bool:
+    """Whether ``host:port`` is on the allowlist; ``.example.com:443`` covers the
+    domain and every name below it, as squid's dstdomain does."""
+    host, _, port = destination.rpartition(":")
+    for entry in allowlist:
+        allowed_host, _, allowed_port = entry.rpartition(":")
+        if allowed_port != port:
+            continue
+        if host == allowed_host or (allowed_host.startswith(".") and (
+                host.endswith(allowed_host) or host == allowed_host[1:])):
+            return True
+    return False
 
 
 def _iso(ts: float) -> str:
@@ -103,6 +123,9 @@ def destinations(lines: list[str], since: str | None) -> dict[str, Destination]:
         status = fields[3]
         dest.statuses.add(status)
         code = status.rpartition("/")[2]
+        hierarchy = fields[8] if len(fields) > 8 else "HIER_NONE/-"
         if status.startswith("TCP_DENIED") or code in ("403", "407"):
             dest.refused += 1
+        elif not hierarchy.startswith("HIER_NONE") or code.startswith("2"):
+            dest.contacted += 1
     return out

@@ -45,14 +45,7 @@ def evaluate(check: Check, facts: Facts) -> Outcome:
     try:
         return evaluator(check, facts)
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
-        return bad(f"the host's facts could not be read ({type(exc).__name__}: {exc}); "
-                   f"collected: {_section_errors(facts)}")
-
-
-def _section_errors(facts: Facts) -> str:
-    errors = [f"{k}: {v['section_error']}" for k, v in facts.items()
-              if isinstance(v, dict) and "section_error" in v]
-    return "; ".join(errors) or "no section failed"
+        return bad(f"could not be determined ({type(exc).__name__}: {exc})")
 
 
 def _section(facts: Facts, name: str) -> Any:
@@ -125,17 +118,17 @@ def host_deployment_record(check: Check, facts: Facts) -> Outcome:
         return bad(f"the record cannot be read: {rec['error']}")
     data, expected = rec["data"], check.params["record"]
     found = {
-        "profile_fingerprint": data.get("profile_fingerprint"),
-        "hosts": [f"{h.get('name')} {h.get('address')} {','.join(h.get('components', []))}"
-                  for h in data.get("hosts", [])],
+        **{k: data.get(k) for k in expected},
         "egress_allowlist": _endpoint_strings(data.get("egress_allowlist", [])),
         "third_parties": _ids(data.get("third_parties", [])),
+        "env_keys": sorted(data.get("env_keys", [])),
     }
     diffs = [f"{k}: {found[k]} (expected {expected[k]})" for k in expected
              if found[k] != expected[k]]
     if diffs:
         return bad("; ".join(diffs))
-    return ok(f"fingerprint {found['profile_fingerprint']}, deployed {data.get('time')}")
+    return ok(f"fingerprint {found['profile_fingerprint']}, deployed "
+              f"{data.get('deployed_at') or data.get('time')}")
 
 
 def host_secret_files(check: Check, facts: Facts) -> Outcome:
@@ -336,9 +329,14 @@ def nginx_tls13(check: Check, facts: Facts) -> Outcome:
 
 
 def nginx_tls12_refused(check: Check, facts: Facts) -> Outcome:
-    h = _nginx(facts)["tls12"]
-    return bad(f"TLS 1.2 handshake accepted ({h['version']})") if h["ok"] else \
-        ok(f"refused: {h['error']}")
+    n = _nginx(facts)
+    h = n["tls12"]
+    if h["ok"]:
+        return bad(f"TLS 1.2 handshake accepted ({h['version']})")
+    # A refusal only counts from a server that does speak TLS 1.3.
+    if not n["tls13"]["ok"]:
+        return bad(f"nothing answers TLS at all ({n['tls13']['error']})")
+    return ok(f"refused: {h['error']}")
 
 
 def nginx_certificate(check: Check, facts: Facts) -> Outcome:
@@ -385,6 +383,10 @@ def _rejected(result: dict[str, Any]) -> tuple[bool, str]:
 
 def nginx_unknown_host(check: Check, facts: Facts) -> Outcome:
     n = _nginx(facts)
+    # Rejecting strangers only counts from a server that answers for its own name.
+    if "error" in n["verified"]:
+        return bad(f"no answer for {check.params['domain']} either "
+                   f"({n['verified']['error']})")
     https_ok, https = _rejected(n["unknown_https"])
     http_ok, http = _rejected(n["unknown_http"])
     return (ok if https_ok and http_ok else bad)(f"HTTPS: {https}; HTTP: {http}")
@@ -494,11 +496,12 @@ def egress_direct(check: Check, facts: Facts) -> Outcome:
 def egress_observed(check: Check, facts: Facts) -> Outcome:
     since = egress_log.deploy_time(_section(facts, "record"))
     log = _section(facts, "egress")["log"]
-    if "error" in log:
-        return bad(f"the proxy's log cannot be read: {log['error']}")
+    if "error" in log or not log["exists"]:
+        return bad(f"the proxy's log cannot be read: {log.get('error', 'it does not exist')}")
     seen = egress_log.destinations(log["lines"], since)
-    allowed = set(check.params["allowlist"])
-    outside = sorted(d for d in seen if d not in allowed and not egress_log.refused(seen[d]))
+    allowed = list(check.params["allowlist"])
+    outside = sorted(d for d in seen
+                     if not egress_log.on_list(d, allowed) and egress_log.contacted(seen[d]))
     shown = ", ".join(f"{d} ({seen[d].describe()})" for d in sorted(seen)) or "none"
     if outside:
         return bad(f"contacted outside the list: {', '.join(outside)}; all since "

@@ -17,7 +17,7 @@ from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from selfhost import __version__
-from selfhost.errors import ChecksFailed
+from selfhost.errors import ChecksFailed, InvalidInput
 from selfhost.models import Profile
 from selfhost.plan import Plan, plan
 from selfhost.subprocessors.document import Evidence, EvidenceCheck
@@ -26,7 +26,6 @@ from selfhost.verify.checks import DEPLOYMENT_RECORD
 from selfhost.verify.evaluate import Facts
 from selfhost.verify.probes import PROXY_ALLOWLIST, PROXY_LOG
 from selfhost.verify.targets import resolve
-from selfhost.verify.testinfra_suite import collect_all
 
 Kind = Literal["listed-not-wired", "wired-not-listed", "reachable-not-listed",
                "record-differs", "unreadable"]
@@ -204,8 +203,9 @@ def _evidence(p: Plan, facts: dict[str, Facts]) -> Evidence:
         data = f["record"]["data"]
         rows += [
             EvidenceCheck(host=host.name, check="deployment record", result="pass",
-                          detail=f"profile fingerprint {data.get('profile_fingerprint')}, "
-                          f"deployed {data.get('time')} by selfhost {data.get('tool_version')}"),
+                          detail=f"deployment fingerprint {data.get('content_digest')}, "
+                          f"profile fingerprint {data.get('profile_fingerprint')}, deployed "
+                          f"{data.get('deployed_at')} by selfhost {data.get('tool_version')}"),
             EvidenceCheck(host=host.name, check="wired third parties", result="pass",
                           detail="environment keys " + ", ".join(sorted(f["app"]["env"]))
                           + "; third parties " + (", ".join(p.third_party_ids()) or "none")),
@@ -231,6 +231,8 @@ def _spec(p: Plan) -> dict[str, Any]:
 def reconcile(profile_path: Path, *, inventory: Path | None = None,
               sandbox: str | None = None) -> Reconciliation:
     """Compare the profile's list with its live app hosts."""
+    # Imported here: pytest and testinfra would slow down every other command.
+    from selfhost.verify.testinfra_suite import collect_all  # noqa: PLC0415
     deployment = resolve(profile_path, inventory=inventory, sandbox=sandbox)
     p = deployment.plan
     apps = [t for t in deployment.targets if t.name in {h.name for h in p.hosts_with("app")}]
@@ -244,8 +246,15 @@ def reconcile(profile_path: Path, *, inventory: Path | None = None,
                           differences=differences, evidence=evidence)
 
 
-def require_match(result: Reconciliation) -> Evidence:
-    """The evidence when the list matches; :class:`ChecksFailed` with the report otherwise."""
+def reconcile_evidence(profile_path: Path, *, inventory: Path | None = None,
+                       sandbox: str | None = None) -> Evidence:
+    """The evidence for the list when it matches the live hosts.
+
+    Raises :class:`ChecksFailed` naming every difference when it does not.
+    """
+    if inventory is None and sandbox is None:
+        raise InvalidInput("--verify needs the hosts: give --inventory FILE or --sandbox NAME")
+    result = reconcile(profile_path, inventory=inventory, sandbox=sandbox)
     if not result.ok:
         raise ChecksFailed(result.report())
     return result.evidence

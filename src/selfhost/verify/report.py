@@ -94,7 +94,7 @@ def to_json(result: VerifyResult) -> dict[str, Any]:
                     "found": r.found, "result": "pass" if r.passed else "fail",
                     "fix": r.check.fix} for r in result.results],
         "observed_egress": {
-            host: {d: {"requests": v.requests, "refused": v.refused,
+            host: {d: {"requests": v.requests, "contacted": v.contacted, "refused": v.refused,
                        "statuses": sorted(v.statuses), "last": v.describe()}
                    for d, v in sorted(seen.items())}
             for host, seen in sorted(result.observed.items())},

@@ -7,6 +7,7 @@ import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from selfhost.errors import InvalidInput
 from selfhost.verify import checks as checks_mod
@@ -15,7 +16,9 @@ from selfhost.verify.evaluate import Facts
 from selfhost.verify.probes import host_spec
 from selfhost.verify.report import CheckResult, VerifyResult, write_json
 from selfhost.verify.targets import Deployment, resolve
-from selfhost.verify.testinfra_suite import ResultCallback, run_suite
+
+if TYPE_CHECKING:
+    from selfhost.verify.testinfra_suite import ResultCallback
 
 
 def _writable(path: Path | None, option: str) -> None:
@@ -38,6 +41,9 @@ def observed_egress(facts: dict[str, Facts]) -> dict[str, dict[str, egress_log.D
 def run(deployment: Deployment, *, junit: Path | None = None,
         on_result: ResultCallback | None = None) -> tuple[VerifyResult, dict[str, Facts]]:
     """Check ``deployment``; also returns the facts collected (reconciliation reads them)."""
+    # Here, not at the top: pytest and testinfra take most of a second to import,
+    # which every other selfhost command would pay for.
+    from selfhost.verify.testinfra_suite import run_suite  # noqa: PLC0415
     plan = deployment.plan
     checks = checks_mod.generate(plan, deployment.direct_targets)
     specs = {h.name: host_spec(plan, h, checks) for h in plan.hosts}

@@ -111,13 +111,15 @@ def failure_text(check: Check, outcome: Outcome) -> str:
 
 def test_check(check: Check, host_facts: dict[str, Facts],
                record_outcome: Callable[[Check, Outcome], None],
-               record_property: Callable[[str, object], None]) -> None:
+               record_property: Callable[[str, object], None],
+               record_xml_attribute: Callable[[str, object], None]) -> None:
     facts = host_facts[check.host]
     if "unreachable" in facts:
         outcome = Outcome(False, f"host not checked: {facts['unreachable']}")
     else:
         outcome = evaluate(check, facts)
     record_outcome(check, outcome)
+    record_xml_attribute("classname", f"{check.component}.{check.host}")
     record_property("component", check.component)
     record_property("expected", check.expected)
     record_property("found", outcome.found)
@@ -134,7 +136,7 @@ def run_suite(checks: list[Check], targets: dict[str, SshTarget],
     with _isolated_config() as workdir:
         args = [str(Path(__file__)), "-c", str(workdir / "pytest.ini"), "--rootdir",
                 str(workdir), "-p", "no:cacheprovider", "-p", "no:terminal",
-                "--import-mode=importlib", "-o", "junit_family=xunit2",
+                "--import-mode=importlib", "-o", "junit_family=xunit1",
                 "-o", "junit_suite_name=selfhost-verify", "-o", "console_output_style=classic"]
         if junit is not None:
             args += ["--junitxml", str(junit)]

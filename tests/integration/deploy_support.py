@@ -1,0 +1,266 @@
+"""What the deploy integration tests share: making a preset's profile for sandbox
+guests, deploying it while watching every place a secret could leak, and looking
+at the deployed hosts (HTTPS from here, commands over ssh)."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import secrets
+import socket
+import ssl
+import subprocess
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from selfhost import sandbox as sandbox_mod
+from selfhost.deploy import DeployOptions, DeployResult, deploy
+from selfhost.deploy.demo import address_sets
+from selfhost.deploy.progress import PlainReporter
+from selfhost.deploy.record import state_dir
+from selfhost.deploy.redact import Hit, Redactor, scan
+from selfhost.errors import SelfhostError
+from selfhost.init import InitRequest, run_init
+from selfhost.models import all_hosts
+from selfhost.paths import preset_path
+from selfhost.pki import issue
+from selfhost.plan import Plan, plan
+from selfhost.profile_io import load_profile
+from selfhost.secrets import load_secrets
+
+PRESETS = ("air-gapped", "eu-anthropic", "us-openai", "external-db", "split")
+RELEASES = ("bookworm", "trixie")
+PASSPHRASE = "integration-passphrase-" + secrets.token_urlsafe(12)
+
+#: third-party credentials a person would supply; random so a leak is unambiguous
+SUPPLIED = {
+    "openai_api_key": "sk-test-" + secrets.token_urlsafe(24),
+    "anthropic_api_key": "sk-ant-test-" + secrets.token_urlsafe(24),
+    "email_password": "SG.test-" + secrets.token_urlsafe(24),
+    "sentry_dsn": f"https://{secrets.token_hex(16)}@o1.ingest.us.sentry.io/1",
+    "datadog_api_key": secrets.token_hex(16),
+    "database_password": "ext-db-" + secrets.token_urlsafe(24),
+    "cache_password": "ext-cache-" + secrets.token_urlsafe(24),
+}
+
+
+def guests_needed(preset: str) -> int:
+    return len(all_hosts(load_profile(preset_path(preset))))
+
+
+def sandbox_name(preset: str, release: str) -> str:
+    """Short and unique per (preset, release): sandbox names are at most 20 characters."""
+    return f"d{release[:2]}-{preset}"[:20]
+
+
+def make_profile(workdir: Path, preset: str, box: sandbox_mod.Sandbox) -> Path:
+    """``selfhost init`` of the preset with its hosts on the sandbox's guests."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    output = workdir / f"{preset}.yaml"
+    addresses = [g.address for g in box.guests[:guests_needed(preset)]]
+    environ = {f"SELFHOST_{k.upper()}": v for k, v in SUPPLIED.items()}
+    run_init(InitRequest(output=output, preset=preset, sets=address_sets(preset, addresses),
+                         force=True, passphrase=PASSPHRASE, environ=environ), None, None)
+    return output
+
+
+def secret_values(profile_path: Path) -> dict[str, str]:
+    """Every secret value of the profile: the secrets file, the passphrase and the
+    TLS host keys derived from the CA key."""
+    stored = load_secrets(profile_path, passphrase=PASSPHRASE)
+    values = {name: stored[name] for name in stored}
+    the_plan = plan(load_profile(profile_path))
+    material = issue(the_plan, values.get("ca_key"),
+                     state_dir(profile_path, the_plan.customer.id))
+    values.update({f"tls_key_{h}": k for h, k in material.host_keys.items()})
+    values["passphrase"] = PASSPHRASE
+    return values
+
+
+class ProcessWatcher:
+    """Samples every process's argv while a deploy runs (the process list)."""
+
+    def __init__(self, interval: float = 0.05) -> None:
+        self.seen: set[str] = set()
+        self._stop = threading.Event()
+        self._interval = interval
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            for entry in Path("/proc").iterdir():
+                if entry.name.isdigit():
+                    try:
+                        raw = (entry / "cmdline").read_bytes()
+                    except OSError:
+                        continue
+                    self.seen.add(raw.replace(b"\0", b" ").decode(errors="replace"))
+            time.sleep(self._interval)
+
+    def __enter__(self) -> ProcessWatcher:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+@dataclass
+class Deployment:
+    preset: str
+    release: str
+    profile_path: Path
+    box: sandbox_mod.Sandbox
+    result: DeployResult | None = None
+    error: str | None = None
+    output: str = ""
+    artifacts: Path | None = None
+    processes: set[str] = field(default_factory=set)
+
+    @property
+    def plan(self) -> Plan:
+        assert self.result is not None, self.error
+        return self.result.plan
+
+    def require(self) -> DeployResult:
+        if self.result is None:
+            raise AssertionError(f"deploying {self.preset} on {self.release} failed:\n"
+                                 f"{self.error}\n--- output ---\n{self.output[-4000:]}")
+        return self.result
+
+    def leaks(self) -> list[Hit | str]:
+        """Every place a secret value of this profile was found: kept artifacts (job
+        events, stdout, command), the deploy's printed output, the process list."""
+        redactor = Redactor(secret_values(self.profile_path))
+        found: list[Hit | str] = []
+        if self.artifacts is not None:
+            found += scan([self.artifacts], redactor)
+        found += [f"output: {n}" for n in redactor.find(self.output)]
+        found += [f"process list: {n}" for line in self.processes for n in redactor.find(line)]
+        return found
+
+
+def run_deploy(deployment: Deployment, workdir: Path, *, label: str,
+               engine: str | None = None) -> Deployment:
+    """Deploy with everything observed; a failure is recorded, not raised."""
+    stream = io.StringIO()
+    artifacts = workdir / f"artifacts-{label}"
+    options = DeployOptions(sandbox=deployment.box.name, yes=True, passphrase=PASSPHRASE,
+                            engine=engine, keep_artifacts=artifacts)
+    with ProcessWatcher() as watcher:
+        try:
+            deployment.result = deploy(deployment.profile_path, options,
+                                       reporter=lambda r: PlainReporter(stream, r))
+            deployment.error = None
+        except SelfhostError as exc:
+            deployment.result, deployment.error = None, exc.message
+    deployment.output = stream.getvalue()
+    deployment.artifacts = artifacts if artifacts.exists() else None
+    deployment.processes = watcher.seen
+    return deployment
+
+
+# -- looking at the hosts ----------------------------------------------------------
+
+def ssh(box: sandbox_mod.Sandbox, guest: str, *argv: str, timeout: float = 60
+        ) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(box.ssh_command(guest, *argv), capture_output=True, text=True,
+                          timeout=timeout, check=False)
+
+
+def guest_for(deployment: Deployment, host: str) -> str:
+    """The sandbox guest a Plan host was deployed onto."""
+    index = [h.name for h in deployment.plan.hosts].index(host)
+    return deployment.box.guests[index].name
+
+
+def tls_context(deployment: Deployment, version: ssl.TLSVersion) -> ssl.SSLContext:
+    ca = state_dir(deployment.profile_path, deployment.plan.customer.id) / "ca.crt"
+    context = ssl.create_default_context(cafile=str(ca))
+    context.minimum_version = version
+    context.maximum_version = version
+    return context
+
+
+def https_get(deployment: Deployment, address: str, path: str,
+              version: ssl.TLSVersion = ssl.TLSVersion.TLSv1_3) -> tuple[int, Any, str]:
+    """GET over TLS ``version`` with the deployment's domain as SNI and Host; returns
+    (status, parsed JSON body or None, negotiated TLS version)."""
+    domain = deployment.plan.tls.domain
+    context = tls_context(deployment, version)
+    with socket.create_connection((address, 443), timeout=15) as raw, \
+            context.wrap_socket(raw, server_hostname=domain) as conn:
+        conn.sendall(f"GET {path} HTTP/1.1\r\nHost: {domain}\r\nConnection: close\r\n\r\n"
+                     .encode())
+        data = b""
+        while chunk := conn.recv(65536):
+            data += chunk
+        negotiated = conn.version() or ""
+    head, _, body = data.partition(b"\r\n\r\n")
+    status = int(head.split(b" ", 2)[1])
+    try:
+        parsed = json.loads(body)
+    except ValueError:
+        parsed = None
+    return status, parsed, negotiated
+
+
+PROBE_EGRESS = """
+import json, sys, urllib.request
+url = "http://127.0.0.1:%d/egress?host=%s&port=%d" % (int(sys.argv[1]), sys.argv[2],
+                                                     int(sys.argv[3]))
+print(urllib.request.urlopen(url, timeout=30).read().decode())
+"""
+
+
+def egress_verdict(deployment: Deployment, host: str, target: str, port: int = 443
+                   ) -> dict[str, Any]:
+    """The app's egress proxy's answer to CONNECT target:port, asked by the app itself."""
+    done = ssh(deployment.box, guest_for(deployment, host), "python3", "-c", PROBE_EGRESS,
+               str(deployment.plan.app.port), target, str(port))
+    assert done.returncode == 0, done.stderr
+    verdict: dict[str, Any] = json.loads(done.stdout)
+    return verdict
+
+
+DIRECT_CONNECT = """
+import socket, sys
+try:
+    socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=5).close()
+    print("connected")
+except OSError as exc:
+    print("blocked", type(exc).__name__)
+"""
+
+
+def direct_connect_as_app(deployment: Deployment, host: str, address: str, port: int) -> str:
+    """``connected`` or ``blocked ...``: a TCP connect by the app user, not via the proxy."""
+    done = ssh(deployment.box, guest_for(deployment, host), "runuser", "-u",
+               deployment.plan.app.user, "--", "python3", "-c", DIRECT_CONNECT, address,
+               str(port))
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip()
+
+
+def app_env_keys(deployment: Deployment, host: str) -> list[str]:
+    done = ssh(deployment.box, guest_for(deployment, host), "cut", "-d=", "-f1",
+               deployment.plan.app.env_file)
+    assert done.returncode == 0, done.stderr
+    return done.stdout.split()
+
+
+def run_dirs_of(pid: int) -> list[Path]:
+    from selfhost.deploy.runner import RUN_PREFIX, base_dir
+
+    return list(base_dir().glob(f"{RUN_PREFIX}{pid}-*"))
+
+
+def env_without_secrets() -> dict[str, str]:
+    env = dict(os.environ)
+    env["SELFHOST_PASSPHRASE"] = PASSPHRASE
+    return env

@@ -1,0 +1,346 @@
+"""`selfhost deploy` on real Debian 12 and 13 sandbox guests, every preset.
+
+Each (preset, release) gets its own sandbox (``split`` four guests) and is deployed
+once per session; the checks then share that deployment. Deploys of one release run
+a few at a time (SELFHOST_TEST_DEPLOY_WORKERS, default 2) to fit CI's time budget.
+Every deploy is watched for secrets: kept runner artifacts (job events, stdout,
+command), the printed output and the process list.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import ssl
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from deploy_support import (
+    PRESETS,
+    RELEASES,
+    Deployment,
+    app_env_keys,
+    direct_connect_as_app,
+    egress_verdict,
+    env_without_secrets,
+    guest_for,
+    guests_needed,
+    https_get,
+    make_profile,
+    run_deploy,
+    run_dirs_of,
+    sandbox_name,
+    ssh,
+)
+
+from conftest import SandboxFactory
+from selfhost import sandbox as sandbox_mod
+from selfhost.cli.app import main
+from selfhost.deploy.record import read as read_record
+from selfhost.deploy.record import record_path
+
+pytestmark = pytest.mark.slow
+
+WORKERS = int(os.environ.get("SELFHOST_TEST_DEPLOY_WORKERS", "2"))
+CASES = [(release, preset) for release in RELEASES for preset in PRESETS]
+AI_DISABLED = [c for c in CASES if c[1] in ("air-gapped", "split", "external-db")]
+LOCAL_SERVICES = [c for c in CASES if c[1] != "external-db"]
+AI_HOSTS = ("api.openai.com", "api.anthropic.com")
+
+Deployed = Callable[[str, str], Deployment]
+
+
+def _ids(case: tuple[str, str]) -> str:
+    return f"{case[0]}-{case[1]}"
+
+
+@pytest.fixture(scope="session")
+def deployed(sandbox_factory: SandboxFactory, tmp_path_factory: pytest.TempPathFactory
+             ) -> Deployed:
+    """``get(release, preset)``: the first deploy of that preset; all presets of a
+    release are deployed together the first time one of them is asked for."""
+    done: dict[tuple[str, str], Deployment] = {}
+
+    def one(release: str, preset: str) -> Deployment:
+        box = sandbox_factory(sandbox_name(preset, release), guests_needed(preset), release)
+        work = tmp_path_factory.mktemp(f"{release}-{preset}")
+        deployment = Deployment(preset, release, make_profile(work, preset, box), box)
+        return run_deploy(deployment, work, label="first")
+
+    def get(release: str, preset: str) -> Deployment:
+        if (release, preset) not in done:
+            with ThreadPoolExecutor(max_workers=WORKERS) as pool:
+                futures = {p: pool.submit(one, release, p) for p in PRESETS}
+                for preset_name, future in futures.items():
+                    done[(release, preset_name)] = future.result()
+        return done[(release, preset)]
+
+    return get
+
+
+@pytest.fixture(scope="session")
+def bystander(sandbox_factory: SandboxFactory) -> Callable[[str], sandbox_mod.Guest]:
+    """A guest per release that runs nothing but sshd: the 'other host' an app must
+    not reach directly."""
+    return lambda release: sandbox_factory(f"d{release[:2]}-bystander", 1, release).guests[0]
+
+
+@pytest.fixture(scope="session")
+def redeployed(deployed: Deployed, tmp_path_factory: pytest.TempPathFactory) -> Deployed:
+    """The second deploy of the same profile (``changed`` must be 0 everywhere)."""
+    done: dict[tuple[str, str], Deployment] = {}
+
+    def get(release: str, preset: str) -> Deployment:
+        if (release, preset) not in done:
+            first = deployed(release, preset)
+            first.require()
+            again = Deployment(preset, release, first.profile_path, first.box)
+            work = tmp_path_factory.mktemp(f"again-{release}-{preset}")
+            done[(release, preset)] = run_deploy(again, work, label="second")
+        return done[(release, preset)]
+
+    return get
+
+
+# -- the deployment itself ---------------------------------------------------------
+
+@pytest.mark.parametrize("case", CASES, ids=_ids)
+def test_deploy_succeeds(deployed: Deployed, case: tuple[str, str]) -> None:
+    result = deployed(*case).require()
+    assert sum(s.failed + s.unreachable for s in result.stats.values()) == 0
+
+
+@pytest.mark.parametrize("case", CASES, ids=_ids)
+def test_redeploy_changes_nothing(redeployed: Deployed, case: tuple[str, str]) -> None:
+    result = redeployed(*case).require()
+    assert {h: s.changed for h, s in result.stats.items()} == dict.fromkeys(result.stats, 0)
+
+
+@pytest.mark.parametrize("release", RELEASES)
+def test_redeploy_with_plain_ansible_changes_nothing(
+        deployed: Deployed, tmp_path: Path, release: str) -> None:
+    first = deployed(release, "air-gapped")
+    first.require()
+    again = run_deploy(Deployment("air-gapped", release, first.profile_path, first.box),
+                       tmp_path, label="plain", engine="plain")
+    result = again.require()
+    assert (result.engine, result.changed) == ("plain", 0)
+
+
+@pytest.mark.parametrize("case", CASES, ids=_ids)
+def test_secret_scan_of_first_deploy_finds_nothing(deployed: Deployed,
+                                                   case: tuple[str, str]) -> None:
+    deployment = deployed(*case)
+    deployment.require()
+    assert deployment.leaks() == []
+
+
+@pytest.mark.parametrize("case", CASES, ids=_ids)
+def test_secret_scan_of_redeploy_finds_nothing(redeployed: Deployed,
+                                               case: tuple[str, str]) -> None:
+    deployment = redeployed(*case)
+    deployment.require()
+    assert deployment.leaks() == []
+
+
+@pytest.mark.parametrize("case", CASES, ids=_ids)
+def test_scan_covered_the_runner_artifacts(deployed: Deployed, case: tuple[str, str]) -> None:
+    # A scan of nothing would find nothing: the job events must have been there.
+    deployment = deployed(*case)
+    deployment.require()
+    events = list(deployment.artifacts.glob("*/job_events/*.json")) \
+        if deployment.artifacts is not None else []
+    assert events
+
+
+@pytest.mark.parametrize("case", CASES, ids=_ids)
+def test_record_on_every_host_matches_the_plan(deployed: Deployed,
+                                               case: tuple[str, str]) -> None:
+    deployment = deployed(*case)
+    fingerprints = {}
+    for host in deployment.plan.hosts:
+        done = ssh(deployment.box, guest_for(deployment, host.name), "cat",
+                   "/etc/backend-chat/deployment.json")
+        fingerprints[host.name] = json.loads(done.stdout)["profile_fingerprint"] \
+            if done.returncode == 0 else done.stderr
+    assert fingerprints == dict.fromkeys(fingerprints, deployment.plan.profile_fingerprint)
+
+
+@pytest.mark.parametrize("case", CASES, ids=_ids)
+def test_record_beside_the_profile(deployed: Deployed, case: tuple[str, str]) -> None:
+    deployment = deployed(*case)
+    rec = read_record(record_path(deployment.profile_path, deployment.plan.customer.id))
+    assert getattr(rec, "profile_fingerprint", None) == deployment.plan.profile_fingerprint
+
+
+# -- what the hosts do -------------------------------------------------------------
+
+def _app_hosts(deployment: Deployment) -> list[tuple[str, str]]:
+    return [(h.name, h.address) for h in deployment.plan.hosts_with("app")]
+
+
+@pytest.mark.parametrize("case", CASES, ids=_ids)
+def test_nginx_speaks_tls13(deployed: Deployed, case: tuple[str, str]) -> None:
+    deployment = deployed(*case)
+    versions = {name: https_get(deployment, address, "/healthz")[2]
+                for name, address in _app_hosts(deployment)}
+    assert versions == dict.fromkeys(versions, "TLSv1.3")
+
+
+@pytest.mark.parametrize("case", LOCAL_SERVICES, ids=_ids)
+def test_healthz_reports_database_and_cache_ok(deployed: Deployed,
+                                               case: tuple[str, str]) -> None:
+    deployment = deployed(*case)
+    seen = {}
+    for name, address in _app_hosts(deployment):
+        status, body, _ = https_get(deployment, address, "/healthz")
+        checks = (body or {}).get("checks", {})
+        seen[name] = (status, checks.get("database", {}).get("ok"),
+                      checks.get("cache", {}).get("ok"))
+    assert seen == dict.fromkeys(seen, (200, True, True))
+
+
+@pytest.mark.parametrize("case", CASES, ids=_ids)
+def test_tls12_handshake_is_refused(deployed: Deployed, case: tuple[str, str]) -> None:
+    deployment = deployed(*case)
+    _, address = _app_hosts(deployment)[0]
+    with pytest.raises(ssl.SSLError):
+        https_get(deployment, address, "/healthz", ssl.TLSVersion.TLSv1_2)
+
+
+@pytest.mark.parametrize("case", AI_DISABLED, ids=_ids)
+def test_ai_disabled_host_has_no_ai_key(deployed: Deployed, case: tuple[str, str]) -> None:
+    deployment = deployed(*case)
+    keys = {name: sorted({"OPENAI_API_KEY", "ANTHROPIC_API_KEY"}
+                         & set(app_env_keys(deployment, name)))
+            for name, _ in _app_hosts(deployment)}
+    assert keys == {name: [] for name in keys}
+
+
+@pytest.mark.parametrize("target", AI_HOSTS)
+@pytest.mark.parametrize("case", AI_DISABLED, ids=_ids)
+def test_ai_disabled_proxy_refuses_ai_hosts(deployed: Deployed, case: tuple[str, str],
+                                            target: str) -> None:
+    deployment = deployed(*case)
+    name, _ = _app_hosts(deployment)[0]
+    assert egress_verdict(deployment, name, target)["allowed"] is False
+
+
+@pytest.mark.parametrize("case", CASES, ids=_ids)
+def test_proxy_refuses_a_domain_off_the_allowlist(deployed: Deployed,
+                                                  case: tuple[str, str]) -> None:
+    deployment = deployed(*case)
+    name, _ = _app_hosts(deployment)[0]
+    assert egress_verdict(deployment, name, "exfiltration.example.org")["allowed"] is False
+
+
+@pytest.mark.parametrize("release", RELEASES)
+def test_proxy_admits_an_allowlisted_domain(deployed: Deployed, release: str) -> None:
+    # The refusals above mean something only if the proxy does admit listed hosts.
+    deployment = deployed(release, "us-openai")
+    name, _ = _app_hosts(deployment)[0]
+    assert egress_verdict(deployment, name, "api.openai.com")["allowed"] is True
+
+
+@pytest.mark.parametrize("case", CASES, ids=_ids)
+def test_app_user_cannot_connect_directly_to_another_host(
+        deployed: Deployed, bystander: Callable[[str], sandbox_mod.Guest],
+        case: tuple[str, str]) -> None:
+    deployment = deployed(*case)
+    name, _ = _app_hosts(deployment)[0]
+    other = bystander(case[0])
+    assert direct_connect_as_app(deployment, name, other.address, 22).startswith("blocked")
+
+
+@pytest.mark.parametrize("release", RELEASES)
+def test_split_app_user_cannot_reach_the_database_hosts_ssh(deployed: Deployed,
+                                                            release: str) -> None:
+    deployment = deployed(release, "split")
+    db = next(h for h in deployment.plan.hosts if h.name == deployment.plan.database.server_host)
+    verdict = direct_connect_as_app(deployment, "app1", db.address, 22)
+    assert verdict.startswith("blocked")
+
+
+@pytest.mark.parametrize("release", RELEASES)
+def test_bystander_port_is_open_to_root(deployed: Deployed,
+                                        bystander: Callable[[str], sandbox_mod.Guest],
+                                        release: str) -> None:
+    # The app user's connection is dropped by the firewall, not by a closed port.
+    deployment = deployed(release, "air-gapped")
+    done = ssh(deployment.box, guest_for(deployment, "chat1"), "python3", "-c",
+               "import socket,sys; socket.create_connection((sys.argv[1], 22), 5).close()",
+               bystander(release).address)
+    assert done.returncode == 0, done.stderr
+
+
+# -- interruptions and failures (bookworm only) ----------------------------------
+
+def _descendants(pid: int) -> list[int]:
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(entry.name))
+    out, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        out.append(current)
+        todo += children.get(current, [])
+    return out
+
+
+@pytest.fixture
+def fresh_air_gapped(sandbox_factory: SandboxFactory, tmp_path: Path,
+                     request: pytest.FixtureRequest) -> Deployment:
+    name = f"dbo-{request.node.name[5:12]}".rstrip("-_")
+    box = sandbox_factory(name.replace("_", "-"), 1, "bookworm")
+    return Deployment("air-gapped", "bookworm", make_profile(tmp_path, "air-gapped", box), box)
+
+
+def test_deploy_killed_half_way_converges_when_run_again(fresh_air_gapped: Deployment,
+                                                         tmp_path: Path) -> None:
+    d = fresh_air_gapped
+    command = [sys.executable, "-m", "selfhost.cli.app", "deploy", str(d.profile_path),
+               "--sandbox", d.box.name, "--yes"]
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, env=env_without_secrets())
+    assert proc.stdout is not None
+    results = 0
+    for line in proc.stdout:
+        results += line.startswith(("ok ", "changed "))
+        if results >= 12:
+            break
+    for pid in reversed(_descendants(proc.pid)):
+        os.kill(pid, signal.SIGKILL)
+    proc.wait(timeout=30)
+    again = run_deploy(Deployment(d.preset, d.release, d.profile_path, d.box), tmp_path,
+                       label="after-kill")
+    again.require()
+    status, body, _ = https_get(again, _app_hosts(again)[0][1], "/healthz")
+    assert (status, body["status"], run_dirs_of(proc.pid)) == (200, "ok", [])
+
+
+def test_host_that_is_down_is_named_and_the_run_fails_cleanly(
+        fresh_air_gapped: Deployment) -> None:
+    d = fresh_air_gapped
+    guest = d.box.guests[0]
+    assert guest.pid is not None
+    os.kill(guest.pid, signal.SIGTERM)
+    deadline = time.monotonic() + 60
+    while sandbox_mod.load(d.box.name).guests[0].state == "running":
+        assert time.monotonic() < deadline, "the guest did not power off"
+        time.sleep(0.5)
+    result = CliRunner().invoke(main, ["deploy", str(d.profile_path), "--sandbox", d.box.name,
+                                       "--yes"], env=env_without_secrets())
+    assert (result.exit_code, "host chat1 is unreachable" in result.output,
+            "Traceback" in result.output) == (4, True, False)

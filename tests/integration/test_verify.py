@@ -1,0 +1,284 @@
+"""verify and reconciliation on real sandbox hosts: every preset, tamperings, change path.
+
+Each preset is deployed once per module onto sandbox guests of its own; every
+tampering is made directly on a host by the test and undone right after, so
+the deployment stays shared between tests.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+from selfhost import sandbox
+from selfhost.deploy import DeployOptions
+from selfhost.deploy import deploy as run_deploy
+from selfhost.deploy.service import DeployResult
+from selfhost.init import InitRequest, run_init
+from selfhost.models import all_hosts
+from selfhost.paths import preset_path
+from selfhost.profile_io import load_profile
+from selfhost.subprocessors.document import from_json
+from selfhost.subprocessors.render import render_profile
+from selfhost.subprocessors.signing import check_signature, generate_keys
+from selfhost.verify import VerifyResult, verify
+from selfhost.verify.reconcile import Reconciliation, reconcile
+
+PASSPHRASE = "verify-integration-passphrase"
+SUPPLIED = {
+    "SELFHOST_OPENAI_API_KEY": "sk-test-openai-key-000000000000",
+    "SELFHOST_ANTHROPIC_API_KEY": "sk-ant-test-key-0000000000000",
+    "SELFHOST_EMAIL_PASSWORD": "SG.test-email-password-000000",
+    "SELFHOST_SENTRY_DSN": "https://key000@o1.ingest.us.sentry.io/1",
+}
+DAY = date(2026, 11, 27)
+
+SandboxFactory = Callable[..., sandbox.Sandbox]
+
+
+@dataclass
+class Deployed:
+    profile: Path
+    box: sandbox.Sandbox
+    result: DeployResult
+
+    def verify(self, tmp: Path | None = None) -> VerifyResult:
+        junit = tmp / "junit.xml" if tmp else None
+        json_path = tmp / "report.json" if tmp else None
+        return verify(self.profile, sandbox=self.box.name, junit=junit, json_path=json_path)
+
+    def reconcile(self) -> Reconciliation:
+        return reconcile(self.profile, sandbox=self.box.name)
+
+    def on_host(self, script: str, guest: int = 0) -> str:
+        done = subprocess.run(self.box.ssh_command(self.box.guests[guest], "bash", "-c",
+                                                   script),
+                              capture_output=True, text=True, timeout=120, check=False)
+        if done.returncode != 0:
+            pytest.fail(f"on {self.box.guests[guest].name}: {script!r} failed: "
+                        f"{done.stderr.strip()}", pytrace=False)
+        return done.stdout
+
+
+def init_profile(path: Path, preset: str, *sets: str) -> Path:
+    run_init(InitRequest(output=path, preset=preset, sets=sets, force=True,
+                         passphrase=PASSPHRASE, environ=SUPPLIED), None, None)
+    return path
+
+
+def deploy(profile: Path, box: sandbox.Sandbox, *, check: bool = False) -> DeployResult:
+    return run_deploy(profile, DeployOptions(sandbox=box.name, yes=True, check=check,
+                                             passphrase=PASSPHRASE))
+
+
+def deployed(factory: SandboxFactory, tmp: Path, preset: str, name: str) -> Deployed:
+    hosts = len(all_hosts(load_profile(preset_path(preset))))
+    box = factory(name, hosts=hosts)
+    profile = init_profile(tmp / f"{preset}.yaml", preset)
+    return Deployed(profile, box, deploy(profile, box))
+
+
+def failures(result: VerifyResult) -> str:
+    return "\n".join(f"{r.check.key}: {r.found}" for r in result.failures)
+
+
+# -- every preset: deploy, verify, reconcile --------------------------------------------
+
+PRESETS = {"air-gapped": "v-air", "eu-anthropic": "v-eu", "us-openai": "v-us",
+           "split": "v-split"}
+
+
+@pytest.fixture(scope="module", params=sorted(PRESETS))
+def preset_deployment(request: pytest.FixtureRequest, sandbox_factory: SandboxFactory,
+                      tmp_path_factory: pytest.TempPathFactory) -> Deployed:
+    preset = request.param
+    return deployed(sandbox_factory, tmp_path_factory.mktemp(preset), preset,
+                    PRESETS[preset])
+
+
+def test_verify_passes_every_check(preset_deployment: Deployed, tmp_path: Path) -> None:
+    result = preset_deployment.verify(tmp_path)
+    assert result.ok, failures(result)
+
+
+def test_verify_writes_junit_with_one_case_per_check(preset_deployment: Deployed,
+                                                     tmp_path: Path) -> None:
+    result = preset_deployment.verify(tmp_path)
+    text = (tmp_path / "junit.xml").read_text()
+    assert text.count("<testcase ") == len(result.results)
+
+
+def test_reconciliation_passes(preset_deployment: Deployed) -> None:
+    outcome = preset_deployment.reconcile()
+    assert outcome.ok, outcome.report()
+
+
+def test_signed_list_carries_the_evidence(preset_deployment: Deployed, tmp_path: Path
+                                         ) -> None:
+    key, public = tmp_path / "signing.pem", tmp_path / "signing.pub.pem"
+    generate_keys(key, public)
+    evidence = preset_deployment.reconcile().evidence
+    output = tmp_path / "list.json"
+    render_profile(preset_deployment.profile, fmt="json", on=DAY, output=output,
+                   sign_key=key, evidence=evidence)
+    check_signature(output, public, None)
+    assert from_json(output.read_text(), str(output)).evidence == evidence
+
+
+# -- tamperings: each one is caught and named --------------------------------------------
+
+@dataclass(frozen=True)
+class Tamper:
+    name: str
+    do: str
+    undo: str
+    #: the check that must fail and a phrase its finding must contain
+    check: str
+    says: str
+
+
+TAMPERINGS = [
+    Tamper("ai-key-in-env", "printf 'OPENAI_API_KEY=\"sk-tampered\"\\n' >> "
+           "/etc/backend-chat/app.env",
+           "sed -i '/^OPENAI_API_KEY=/d' /etc/backend-chat/app.env",
+           "app.env_keys", "OPENAI_API_KEY"),
+    Tamper("allowlist-domain",
+           "cp -p /etc/squid/squid.conf /root/squid.conf.orig && sed -i 's/^http_access deny "
+           "all$/acl tamper dstdomain api.openai.com\\nacl tamper_port port 443\\nhttp_access "
+           "allow tamper tamper_port\\nhttp_access deny all/' /etc/squid/squid.conf && "
+           "systemctl restart squid",
+           "cp -p /root/squid.conf.orig /etc/squid/squid.conf && systemctl restart squid",
+           "egress.allowlist", "api.openai.com:443"),
+    Tamper("pg-hba-trust",
+           "f=$(runuser -u postgres -- psql -XAtc 'SHOW hba_file'); cp -p $f /root/hba.orig "
+           "&& sed -i '1i host all all 127.0.0.1/32 trust' $f",
+           "f=$(runuser -u postgres -- psql -XAtc 'SHOW hba_file'); cp -p /root/hba.orig $f",
+           "postgresql.hba_methods", "trust"),
+    Tamper("redis-protected-mode-off",
+           "sed -i 's/^protected-mode yes/protected-mode no/' /etc/redis/redis.conf && "
+           "systemctl restart redis-server",
+           "sed -i 's/^protected-mode no/protected-mode yes/' /etc/redis/redis.conf && "
+           "systemctl restart redis-server",
+           "redis.protected_mode", "protected-mode no"),
+    Tamper("nginx-tls12",
+           "sed -i 's/ssl_protocols TLSv1.3;/ssl_protocols TLSv1.2 TLSv1.3;/' "
+           "/etc/nginx/conf.d/backend-chat.conf && systemctl reload nginx",
+           "sed -i 's/ssl_protocols TLSv1.2 TLSv1.3;/ssl_protocols TLSv1.3;/' "
+           "/etc/nginx/conf.d/backend-chat.conf && systemctl reload nginx",
+           "nginx.tls12_refused", "TLS 1.2 handshake accepted"),
+    Tamper("env-world-readable", "chmod 0644 /etc/backend-chat/app.env",
+           "chmod 0600 /etc/backend-chat/app.env", "app.env_file_mode", "mode 0644"),
+]
+
+
+@pytest.fixture(scope="module")
+def air_gapped(sandbox_factory: SandboxFactory,
+               tmp_path_factory: pytest.TempPathFactory) -> Deployed:
+    return deployed(sandbox_factory, tmp_path_factory.mktemp("air"), "air-gapped", "v-tamper")
+
+
+@pytest.fixture
+def tampered(request: pytest.FixtureRequest, air_gapped: Deployed) -> Iterator[Tamper]:
+    tamper: Tamper = request.param
+    air_gapped.on_host(tamper.do)
+    try:
+        yield tamper
+    finally:
+        air_gapped.on_host(tamper.undo)
+
+
+@pytest.mark.parametrize("tampered", TAMPERINGS, ids=[t.name for t in TAMPERINGS],
+                         indirect=True)
+def test_verify_names_the_tampering(tampered: Tamper, air_gapped: Deployed) -> None:
+    found = {r.check.id: r.found for r in air_gapped.verify().failures}
+    assert tampered.says in found.get(tampered.check, "(passed)"), found
+
+
+RECONCILE_TAMPERINGS = [t for t in TAMPERINGS if t.name in ("ai-key-in-env",
+                                                            "allowlist-domain")]
+RECONCILE_SAYS = {"ai-key-in-env": "openai: wired but not listed",
+                  "allowlist-domain": "openai: reachable but not listed"}
+
+
+@pytest.mark.parametrize("tampered", RECONCILE_TAMPERINGS,
+                         ids=[t.name for t in RECONCILE_TAMPERINGS], indirect=True)
+def test_reconciliation_names_the_unlisted_party(tampered: Tamper, air_gapped: Deployed
+                                                 ) -> None:
+    assert RECONCILE_SAYS[tampered.name] in air_gapped.reconcile().report()
+
+
+def test_verify_passes_again_after_the_tamperings(air_gapped: Deployed) -> None:
+    result = air_gapped.verify()
+    assert result.ok, failures(result)
+
+
+# -- the change path: us-openai -> AI disabled, no e-mail -> Anthropic --------------------
+
+@pytest.fixture(scope="module")
+def change_path(sandbox_factory: SandboxFactory,
+                tmp_path_factory: pytest.TempPathFactory) -> Deployed:
+    return deployed(sandbox_factory, tmp_path_factory.mktemp("change"), "us-openai",
+                    "v-change")
+
+
+def _env_and_allowlist(d: Deployed) -> str:
+    return d.on_host("cut -d= -f1 /etc/backend-chat/app.env; "
+                     "grep dstdomain /etc/squid/squid.conf || true")
+
+
+def test_change_path_removes_openai_and_sendgrid(change_path: Deployed) -> None:
+    init_profile(change_path.profile, "us-openai", "ai.provider=disabled", "ai.models=[]",
+                 "email.provider=none")
+    preview = deploy(change_path.profile, change_path.box, check=True)
+    assert preview.delta.lines() == ["- openai (OpenAI): removed",
+                                     "- sendgrid (SendGrid): removed"]
+
+
+def test_change_path_disabled_verifies(change_path: Deployed) -> None:
+    deploy(change_path.profile, change_path.box)
+    result = change_path.verify()
+    assert result.ok, failures(result)
+
+
+def test_change_path_disabled_reconciles(change_path: Deployed) -> None:
+    outcome = change_path.reconcile()
+    assert outcome.ok, outcome.report()
+
+
+@pytest.mark.parametrize("leftover", ["OPENAI_API_KEY", "SMTP_URL", "api.openai.com",
+                                      "smtp.sendgrid.net"])
+def test_change_path_leaves_nothing_of_the_removed(change_path: Deployed,
+                                                   leftover: str) -> None:
+    assert leftover not in _env_and_allowlist(change_path)
+
+
+def test_change_path_adds_anthropic(change_path: Deployed) -> None:
+    init_profile(change_path.profile, "us-openai", "ai.provider=anthropic",
+                 "ai.models=[claude-3-haiku]", "email.provider=none")
+    preview = deploy(change_path.profile, change_path.box, check=True)
+    assert preview.delta.lines() == ["+ anthropic (Anthropic): added"]
+
+
+def test_change_path_anthropic_verifies(change_path: Deployed) -> None:
+    deploy(change_path.profile, change_path.box)
+    result = change_path.verify()
+    assert result.ok, failures(result)
+
+
+def test_change_path_anthropic_reconciles(change_path: Deployed) -> None:
+    outcome = change_path.reconcile()
+    assert outcome.ok, outcome.report()
+
+
+@pytest.mark.parametrize(("wired", "present"), [
+    ("ANTHROPIC_API_KEY", True), ("api.anthropic.com", True), ("OPENAI_API_KEY", False),
+    ("api.openai.com", False), ("smtp.sendgrid.net", False),
+])
+def test_change_path_wires_only_anthropic(change_path: Deployed, wired: str,
+                                          present: bool) -> None:
+    assert (wired in _env_and_allowlist(change_path)) is present
