@@ -29,6 +29,8 @@ APP_USER = "backendchat"
 APP_ENV_FILE = "/etc/backend-chat/app.env"
 CA_CERT_PATH = "/etc/backend-chat/ca.crt"
 PROXY_PORT = 3128
+#: stands for every AI provider of the SaaS list when AI is disabled
+AI_PROVIDERS_ID = "ai-providers"
 #: every AI provider's API host; verify proves the ones not chosen are unreachable
 AI_PROVIDER_HOSTS = {"openai": "api.openai.com", "anthropic": "api.anthropic.com"}
 
@@ -429,12 +431,16 @@ def _not_used(profile: Profile, parties: list[ThirdParty]) -> list[NotUsed]:
             if profile.cache.mode == "local" else
             "Self-hosted: the customer's own Redis is used")),
     ]
+    if profile.ai.provider == "disabled":
+        # No AI provider is named anywhere in an AI-disabled Plan, not even as
+        # "not used": the SaaS list's LLM providers appear as one category.
+        out.append(NotUsed(id=AI_PROVIDERS_ID, reason="AI is disabled: no conversation "
+                           "data leaves the deployment"))
+        return out
     for ai in ("openai", "anthropic"):
         if ai not in used:
-            reason = ("AI is disabled: no conversation data leaves the deployment"
-                      if profile.ai.provider == "disabled" else
-                      f"Only the selected AI provider ({profile.ai.provider}) processes data")
-            out.append(NotUsed(id=ai, reason=reason))
+            out.append(NotUsed(id=ai, reason=f"Only the selected AI provider "
+                               f"({profile.ai.provider}) processes data"))
     return out
 
 

@@ -91,3 +91,30 @@ def test_verbose_output_is_kept() -> None:
 
 def test_uninteresting_events_are_dropped() -> None:
     assert parse({"event": "runner_on_start", "event_data": {}}) is None
+
+
+def test_check_mode_diff_is_rendered_unified() -> None:
+    parsed = parse(_result("runner_on_ok", {"changed": True, "diff": [
+        {"before": "a\nb\n", "after": "a\nc\n", "before_header": "/etc/x",
+         "after_header": "/etc/x"}]}))
+    assert getattr(parsed, "diff", "").splitlines()[2:] == ["@@ -1,2 +1,2 @@", " a", "-b", "+c"]
+
+
+def test_prepared_diff_is_kept_as_is() -> None:
+    parsed = parse(_result("runner_on_ok", {"changed": True,
+                                            "diff": {"prepared": "+ package redis"}}))
+    assert getattr(parsed, "diff", "") == "+ package redis"
+
+
+def test_plain_reporter_redacts_a_diff() -> None:
+    import io
+
+    from selfhost.deploy.progress import PlainReporter
+    from selfhost.deploy.redact import Redactor
+
+    stream = io.StringIO()
+    parsed = parse(_result("runner_on_ok", {"changed": True, "diff": {
+        "before": "", "after": "PASSWORD=very-secret-value\n"}}))
+    assert parsed is not None
+    PlainReporter(stream, Redactor({"p": "very-secret-value"})).event(parsed)
+    assert "very-secret-value" not in stream.getvalue()

@@ -16,8 +16,10 @@ from selfhost.deploy.engine import ENGINE_ENV, ENGINES
 from selfhost.deploy.progress import Reporter, reporter_for, summary_table
 from selfhost.deploy.redact import Redactor
 from selfhost.deploy.service import Confirm, DeployResult
+from selfhost.errors import ChecksFailed
 from selfhost.paths import preset_names
 from selfhost.secrets import KEY_FILE_ENV
+from selfhost.verify import summary as verify_summary
 
 
 def _reporter(redactor: Redactor) -> Reporter:
@@ -95,5 +97,11 @@ def demo(*, preset: str, release: str, workdir: Path) -> None:
         click.echo(f"Host {name}: {address}  (selfhost sandbox, name {result.sandbox})")
     if result.deployment.record_path is not None:
         click.echo(f"Deployment record:  {result.deployment.record_path}")
+    checks = result.verification
+    click.echo(f"Verification:       {len(checks.results) - len(checks.failures)}/"
+               f"{len(checks.results)} checks passed; report {result.verify_report}")
     for fmt, path in result.lists.items():
         click.echo(f"Subprocessors ({fmt}): {path}")
+    if not checks.ok:
+        click.echo(verify_summary(checks))
+        raise ChecksFailed("the deployed hosts do not match the profile (see above)")

@@ -1,8 +1,8 @@
 """``selfhost demo``: the README's walk-through, end to end, on sandbox hosts.
 
 Sandbox guests (as many as the preset's Plan has hosts) -> ``init`` of the preset
-with the guests' addresses -> ``deploy`` -> the subprocessor list in Markdown,
-HTML and JSON. The secrets passphrase is generated once and kept in a 0600
+with the guests' addresses -> ``deploy`` -> ``verify`` -> the subprocessor list in
+Markdown, HTML and JSON. The secrets passphrase is generated once and kept in a 0600
 file in the work dir, so a second run reuses the profile, its secrets and
 the guests, and its deploy changes nothing.
 """
@@ -29,6 +29,7 @@ from selfhost.models import all_hosts
 from selfhost.paths import preset_names, preset_path
 from selfhost.profile_io import load_profile, write_atomic
 from selfhost.subprocessors.render import EXTENSIONS, FORMATS, render_profile, today
+from selfhost.verify import VerifyResult, verify
 
 DEFAULT_PRESET = "air-gapped"
 PASSPHRASE_FILE = "passphrase"  # noqa: S105 - a file name, not a password
@@ -44,6 +45,8 @@ class DemoResult:
     #: guest name -> address, in the profile's host order
     guests: dict[str, str]
     deployment: DeployResult
+    verification: VerifyResult
+    verify_report: Path
     lists: dict[str, Path] = field(default_factory=dict)
 
 
@@ -105,6 +108,10 @@ def run_demo(preset: str = DEFAULT_PRESET, release: str = sandbox.DEFAULT_RELEAS
     result = deploy(profile_path, DeployOptions(sandbox=name, yes=True, passphrase=passphrase),
                     reporter=reporter, confirm=confirm, say=tell)
 
+    report = work / "verify.json"
+    tell(f"verify the live hosts against {profile_path}")
+    checked = verify(profile_path, sandbox=name, json_path=report)
+
     lists: dict[str, Path] = {}
     for fmt in FORMATS:
         output = work / f"subprocessors.{EXTENSIONS[fmt]}"
@@ -113,4 +120,5 @@ def run_demo(preset: str = DEFAULT_PRESET, release: str = sandbox.DEFAULT_RELEAS
     return DemoResult(workdir=work, profile_path=profile_path,
                       secrets_path=created.secrets_path, passphrase_file=pass_file,
                       sandbox=name, guests={g.name: g.address for g in guests},
-                      deployment=result, lists=lists)
+                      deployment=result, verification=checked, verify_report=report,
+                      lists=lists)

@@ -7,6 +7,7 @@ per-host :class:`HostStats`. Nothing here prints: see ``progress``.
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -35,6 +36,8 @@ class Event:
     action: str = ""
     #: the module's message for failed and unreachable results; output lines otherwise
     message: str = ""
+    #: unified diff of what the task changes (``--check --diff``), else empty
+    diff: str = ""
     stats: dict[str, HostStats] = field(default_factory=dict)
 
 
@@ -105,13 +108,35 @@ def parse(raw: Mapping[str, Any]) -> Event | None:
         if name == "runner_item_on_failed":
             # The task's own failed result follows and carries the summary.
             return None
+        diff = render_diff(res.get("diff")) if outcome == "changed" else ""
         return Event("result", task=_task_name(data), host=str(data.get("host", "")),
-                     outcome=outcome, action=str(data.get("task_action", "")), message=message)
+                     outcome=outcome, action=str(data.get("task_action", "")), message=message,
+                     diff=diff)
     if name == "playbook_on_stats":
         return Event("stats", stats=stats_from(data))
     if name in ("verbose", "error", "warning", "deprecated") and raw.get("stdout"):
         return Event("output", message=str(raw["stdout"]))
     return None
+
+
+def render_diff(diff: Any) -> str:
+    """Ansible's ``diff`` result (a dict, or a list of them) as unified diff text."""
+    items = diff if isinstance(diff, list) else [diff] if isinstance(diff, Mapping) else []
+    out: list[str] = []
+    for item in items:
+        if not isinstance(item, Mapping):
+            continue
+        if isinstance(item.get("prepared"), str):
+            out.append(item["prepared"].rstrip("\n"))
+            continue
+        before, after = item.get("before"), item.get("after")
+        if not isinstance(before, str) or not isinstance(after, str):
+            continue
+        out += [line.rstrip("\n") for line in difflib.unified_diff(
+            before.splitlines(keepends=True), after.splitlines(keepends=True),
+            fromfile=str(item.get("before_header", "before")),
+            tofile=str(item.get("after_header", "after")))]
+    return "\n".join(out)
 
 
 def stats_from(data: Mapping[str, Any]) -> dict[str, HostStats]:

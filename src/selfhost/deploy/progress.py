@@ -51,6 +51,8 @@ class PlainReporter:
         elif event.kind == "result" and event.outcome != "skipped":
             detail = f": {event.message}" if event.message else ""
             self._say(f"{event.outcome:<11} {event.host:<16} {event.task}{detail}")
+            if event.diff:
+                self._say(event.diff)
 
     def close(self) -> None:
         self._stream.flush()
@@ -83,6 +85,8 @@ class RichReporter:
             if event.message:
                 line.append(self._redact(f": {event.message}"), style=_STYLE[event.outcome])
             self._console.print(line)
+            if event.diff:
+                self._console.print(Text(self._redact(event.diff), style="dim"))
 
     def close(self) -> None:
         self._progress.stop()

@@ -244,11 +244,18 @@ def up(
             _write_access_files(paths, record)
             sandbox = _to_sandbox(paths, record, bridge_address)
             for g, live in zip(record.guests, sandbox.guests, strict=True):
-                if live.state != "running":
+                if live.state == "running":
+                    continue
+                # A guest started by a run that died before recording its pid must be
+                # adopted, not booted a second time on the same rootfs.
+                strays = pids_matching(guest_mod.NSPAWN, str(guest_mod.rootfs_dir(live.directory)))
+                if strays:
+                    g.pid = strays[0]
+                else:
                     say(f"booting {g.name} ({g.address})")
                     g.pid = guest_mod.start(live.directory, g.name, net.bridge)
                     started = True
-                    write_sandbox(paths, record)
+                write_sandbox(paths, record)
         except BaseException:
             if not existed and not started:
                 # Nothing ran yet: leave no half-made sandbox (and no idle bridge) behind.

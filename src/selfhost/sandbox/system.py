@@ -58,7 +58,7 @@ def _reap(pid: int) -> None:
         os.waitpid(pid, os.WNOHANG)
 
 
-def pid_matches(pid: int | None, *needles: str) -> bool:
+def pid_matches(pid: int | None, *needles: str, settle: bool = True) -> bool:
     """Whether ``pid`` is alive and its command line contains every needle.
 
     The needles guard against pid reuse: a recorded pid only counts as ours while it
@@ -68,7 +68,7 @@ def pid_matches(pid: int | None, *needles: str) -> bool:
         return False
     # A process in the middle of execve() shows an empty cmdline for a moment (seen
     # right after Popen returns); only a cmdline that stays empty counts as not ours.
-    for _ in range(50):
+    for _ in range(50 if settle else 1):
         _reap(pid)
         state = _stat_field(pid)
         if state is None or state in ("Z", "X"):
@@ -80,7 +80,8 @@ def pid_matches(pid: int | None, *needles: str) -> bool:
         if raw:
             cmdline = raw.replace(b"\0", b" ").decode("utf-8", errors="replace")
             return all(n in cmdline for n in needles)
-        time.sleep(0.01)
+        if settle:
+            time.sleep(0.01)
     return False
 
 
@@ -94,7 +95,8 @@ def pids_matching(*needles: str) -> list[int]:
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit() and int(entry.name) != os.getpid():
             pid = int(entry.name)
-            if pid_matches(pid, *needles):
+            # No settling: kernel threads have an empty cmdline for good.
+            if pid_matches(pid, *needles, settle=False):
                 found.append(pid)
     return sorted(found)
 

@@ -30,12 +30,10 @@ from selfhost.catalog import (
 )
 from selfhost.errors import ValidationFailed
 from selfhost.models import field_errors
-from selfhost.plan import Category, Plan, ServiceWiring, ThirdParty
+from selfhost.plan import AI_PROVIDERS_ID, Category, Plan, ServiceWiring, ThirdParty
 from selfhost.residency import contains
 
 SCHEMA_VERSION = 1
-#: the one "not used" entry standing for every AI provider when AI is disabled
-AI_PROVIDERS_ID = "ai-providers"
 
 
 class _Doc(BaseModel):
@@ -223,16 +221,14 @@ def _not_used(plan: Plan, catalog: Catalog) -> list[NotUsedEntry]:
     With AI disabled no AI provider is named anywhere in the list: the AI
     providers collapse into one entry, :data:`AI_PROVIDERS_ID`.
     """
-    ai_disabled = not any(p.category == "ai" for p in plan.third_parties)
     out: list[NotUsedEntry] = []
     for item in plan.not_used:
-        entry = catalog.get(item.id)
-        if ai_disabled and entry.category == "ai":
-            if not any(n.id == AI_PROVIDERS_ID for n in out):
-                out.append(NotUsedEntry(id=AI_PROVIDERS_ID, name="AI providers",
-                                        service="Large Language Model (LLM) API",
-                                        reason=item.reason))
+        if item.id == AI_PROVIDERS_ID:
+            out.append(NotUsedEntry(id=AI_PROVIDERS_ID, name="AI providers",
+                                    service="Large Language Model (LLM) API",
+                                    reason=item.reason))
             continue
+        entry = catalog.get(item.id)
         out.append(NotUsedEntry(id=item.id, name=entry.name, service=entry.service,
                                 reason=item.reason))
     return out
