@@ -118,6 +118,8 @@ def main() -> None:
     parser.add_argument("--release", default="bookworm", choices=("bookworm", "trixie"))
     parser.add_argument("--noop-runs", type=int, default=3)
     parser.add_argument("--skip-cold-apt", action="store_true")
+    parser.add_argument("--cold-engine", default="mitogen", choices=("mitogen", "plain"),
+                        help="engine of the two cold deploys (the no-op runs use both)")
     parser.add_argument("--json", type=Path, default=None, help="also write figures here")
     args = parser.parse_args()
     figures: dict[str, float] = {}
@@ -125,13 +127,13 @@ def main() -> None:
     if not args.skip_cold_apt:
         with private_sandbox_env(cold_apt=True) as work:
             profile = profile_on(work, "bench-cold", args.preset, args.release)
-            cold = selfhost_deploy(profile, "bench-cold", "mitogen", noop=False)
+            cold = selfhost_deploy(profile, "bench-cold", args.cold_engine, noop=False)
             figures["cold deploy, apt cache cold (s)"] = cold
             print(f"cold deploy, apt cache cold: {cold:.1f} s")
 
     with private_sandbox_env(cold_apt=False) as work:
         profile = profile_on(work, "bench-warm", args.preset, args.release)
-        warm = selfhost_deploy(profile, "bench-warm", "mitogen", noop=False)
+        warm = selfhost_deploy(profile, "bench-warm", args.cold_engine, noop=False)
         figures["cold deploy, apt cache warm (s)"] = warm
         print(f"cold deploy, apt cache warm: {warm:.1f} s")
         runs: dict[str, list[float]] = {"mitogen": [], "plain-engine": [], "ansible-playbook": []}
@@ -149,7 +151,8 @@ def main() -> None:
             figures["no-op redeploy, mitogen (s)"] / figures["no-op, plain ansible-playbook (s)"])
 
     load = os.getloadavg()[0]
-    print(f"\nfigures (preset {args.preset}, Debian {args.release}, load {load:.1f}):")
+    print(f"\nfigures (preset {args.preset}, Debian {args.release}, cold deploys with "
+          f"{args.cold_engine}, load {load:.1f}):")
     for name, value in figures.items():
         print(f"  {name:<42} {value:8.2f}")
     goal = (figures["no-op redeploy, mitogen (s)"] < 8

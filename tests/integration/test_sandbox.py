@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -66,6 +66,28 @@ def test_apt_update_works_through_the_host_cache(boxes: dict[str, sandbox.Sandbo
     box = boxes[release]
     update = run_in(box, box.guests[0], "apt-get", "update", timeout=300)
     assert update.returncode == 0, update.stdout[-2000:] + update.stderr[-2000:]
+
+
+FETCH = """
+import sys, urllib.error, urllib.request
+opener = urllib.request.build_opener(urllib.request.ProxyHandler({"http": sys.argv[1]}))
+try:
+    opener.open(sys.argv[2], timeout=30)
+    print(200)
+except urllib.error.HTTPError as exc:
+    print(exc.code)
+"""
+
+
+@pytest.mark.parametrize("release", sandbox.RELEASES)
+def test_apt_cache_refuses_anything_but_debian(boxes: dict[str, sandbox.Sandbox],
+                                              release: str) -> None:
+    # The URL points at the host's own bridge address: were the cache to try it
+    # anyway, the request would still not leave the machine.
+    box = boxes[release]
+    url = f"http://{box.bridge_address}/pool/main/x/x/x.deb"
+    answer = run_in(box, box.guests[0], "python3", "-c", FETCH, box.apt_proxy, url)
+    assert answer.stdout.strip() == "403", answer.stderr
 
 
 @pytest.mark.parametrize(("release", "index"), GUESTS)
@@ -154,6 +176,38 @@ def test_rerun_prints_the_inventory(rerun: Rerun) -> None:
 
 
 @dataclass(frozen=True)
+class Concurrent:
+    exit_codes: list[int]
+    outputs: list[str]
+    addresses: list[str]
+
+
+@pytest.fixture(scope="module")
+def concurrent(sandbox_env: Path) -> Iterator[Concurrent]:
+    """Two `selfhost sandbox up` processes started at the same moment."""
+    names = ["it-conc-a", "it-conc-b"]
+    cli = [sys.executable, "-c", "from selfhost.cli import main; main()", "sandbox", "up"]
+    procs = [subprocess.Popen([*cli, "--name", n, "--hosts", "2"], stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True) for n in names]
+    try:
+        outputs = [p.communicate(timeout=600)[0] for p in procs]
+        boxes = [sandbox.load(n) for n in names if n in {b.name for b in sandbox.list_sandboxes()}]
+        yield Concurrent([p.returncode for p in procs], outputs,
+                         [g.address for b in boxes for g in b.guests])
+    finally:
+        for n in names:
+            sandbox.down(n)
+
+
+def test_concurrent_ups_succeed(concurrent: Concurrent) -> None:
+    assert concurrent.exit_codes == [0, 0], "\n".join(concurrent.outputs)
+
+
+def test_concurrent_ups_get_distinct_addresses(concurrent: Concurrent) -> None:
+    assert len(set(concurrent.addresses)) == 4
+
+
+@dataclass(frozen=True)
 class Traces:
     state: Path
     bridge: str
@@ -211,3 +265,43 @@ def test_down_leaves_no_state_files(after_down: Traces) -> None:
 def test_down_of_a_missing_sandbox_succeeds(isolated_sandbox_env: Path) -> None:
     result = CliRunner().invoke(main, ["sandbox", "down", "--name", "never-made"])
     assert result.exit_code == 0, result.output
+
+
+@dataclass(frozen=True)
+class Killed:
+    reported: list[str]
+    guest_pids_alive: list[int]
+    cgroups: list[Path]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rpartition(")")[2].split()[0] != "Z"
+
+
+@pytest.fixture(scope="module")
+def after_kill(isolated_sandbox_env: Path) -> Killed:
+    """A guest given no grace at all: SIGKILL to nspawn, then its leftovers killed."""
+    guest = sandbox.up("it-kill", 1).guests[0]
+    guest_cgroups = cgroups.guest_cgroups(guest.directory)
+    pids = [int(pid) for cg in guest_cgroups for procs in (cg / "payload").rglob("cgroup.procs")
+            for pid in procs.read_text().split()]
+    assert pids, "the guest's processes were not found in its cgroup"
+    reported = sandbox.down("it-kill", grace=0)
+    return Killed(reported, [p for p in pids if _alive(p)],
+                  [cg for cg in guest_cgroups if cg.exists()])
+
+
+def test_kill_is_reported(after_kill: Killed) -> None:
+    assert after_kill.reported == ["it-kill-1"]
+
+
+def test_kill_leaves_no_guest_process(after_kill: Killed) -> None:
+    assert after_kill.guest_pids_alive == []
+
+
+def test_kill_leaves_no_cgroup(after_kill: Killed) -> None:
+    assert after_kill.cgroups == []

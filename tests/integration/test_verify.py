@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
+import external_services
 import pytest
 
 from selfhost import sandbox
@@ -23,10 +24,11 @@ from selfhost.init import InitRequest, run_init
 from selfhost.models import all_hosts
 from selfhost.paths import preset_path
 from selfhost.profile_io import load_profile
+from selfhost.secrets import load_secrets
 from selfhost.subprocessors.document import from_json
 from selfhost.subprocessors.render import render_profile
 from selfhost.subprocessors.signing import check_signature, generate_keys
-from selfhost.verify import VerifyResult, verify
+from selfhost.verify import VerifyResult, summary, verify
 from selfhost.verify.reconcile import Reconciliation, reconcile
 
 PASSPHRASE = "verify-integration-passphrase"
@@ -35,6 +37,8 @@ SUPPLIED = {
     "SELFHOST_ANTHROPIC_API_KEY": "sk-ant-test-key-0000000000000",
     "SELFHOST_EMAIL_PASSWORD": "SG.test-email-password-000000",
     "SELFHOST_SENTRY_DSN": "https://key000@o1.ingest.us.sentry.io/1",
+    "SELFHOST_DATABASE_PASSWORD": "external-db-password-000000",
+    "SELFHOST_CACHE_PASSWORD": "external-cache-password-00000",
 }
 DAY = date(2026, 11, 27)
 
@@ -76,11 +80,34 @@ def deploy(profile: Path, box: sandbox.Sandbox, *, check: bool = False) -> Deplo
                                              passphrase=PASSPHRASE))
 
 
-def deployed(factory: SandboxFactory, tmp: Path, preset: str, name: str) -> Deployed:
+def deployed(factory: SandboxFactory, tmp: Path, preset: str, name: str,
+             release: str | None = None) -> Deployed:
+    if preset == "external-db":
+        return deployed_external(factory, tmp, name)
     hosts = len(all_hosts(load_profile(preset_path(preset))))
-    box = factory(name, hosts=hosts)
+    box = factory(name, hosts=hosts, release=release)
     profile = init_profile(tmp / f"{preset}.yaml", preset)
     return Deployed(profile, box, deploy(profile, box))
+
+
+def deployed_external(factory: SandboxFactory, tmp: Path, name: str) -> Deployed:
+    """external-db with its customer-managed PostgreSQL and Redis on a second guest."""
+    box = factory(name, hosts=2)
+    app, data = box.guests[0], box.guests[1]
+    profile = init_profile(
+        tmp / "external-db.yaml", "external-db",
+        f"database.dsn=postgresql://backendchat@{data.address}:5432/backendchat"
+        "?sslmode=verify-full&sslrootcert=/etc/backend-chat/ca.crt",
+        f"cache.url=rediss://backendchat@{data.address}:6380/0")
+    result = deploy(profile, box)
+    d = Deployed(profile, box, result)
+    values = load_secrets(profile, PASSPHRASE)
+    external_services.stand_up(
+        box, data, app_address=app.address, ca_key_pem=values["ca_key"],
+        ca_cert_pem=d.on_host("cat /etc/backend-chat/ca.crt"),
+        db_password=SUPPLIED["SELFHOST_DATABASE_PASSWORD"],
+        cache_password=SUPPLIED["SELFHOST_CACHE_PASSWORD"])
+    return d
 
 
 def failures(result: VerifyResult) -> str:
@@ -89,16 +116,37 @@ def failures(result: VerifyResult) -> str:
 
 # -- every preset: deploy, verify, reconcile --------------------------------------------
 
-PRESETS = {"air-gapped": "v-air", "eu-anthropic": "v-eu", "us-openai": "v-us",
-           "split": "v-split"}
+#: deployment key -> (preset, Debian release, sandbox name); bookworm unless named
+PRESETS = {
+    "air-gapped": ("air-gapped", None, "v-air"),
+    "air-gapped-trixie": ("air-gapped", "trixie", "v-trixie"),
+    "eu-anthropic": ("eu-anthropic", None, "v-eu"),
+    "external-db": ("external-db", None, "v-ext"),
+    "split": ("split", None, "v-split"),
+    "us-openai": ("us-openai", None, "v-us"),
+}
+
+
+@pytest.fixture(scope="module")
+def deployments(sandbox_factory: SandboxFactory, tmp_path_factory: pytest.TempPathFactory
+                ) -> Callable[[str], Deployed]:
+    """Each preset deployed once for the whole module; the tampering and change-path
+    tests below reuse these deployments (they undo or supersede what they change)."""
+    cache: dict[str, Deployed] = {}
+
+    def get(key: str) -> Deployed:
+        if key not in cache:
+            preset, release, name = PRESETS[key]
+            cache[key] = deployed(sandbox_factory, tmp_path_factory.mktemp(key), preset, name,
+                                  release)
+        return cache[key]
+    return get
 
 
 @pytest.fixture(scope="module", params=sorted(PRESETS))
-def preset_deployment(request: pytest.FixtureRequest, sandbox_factory: SandboxFactory,
-                      tmp_path_factory: pytest.TempPathFactory) -> Deployed:
-    preset = request.param
-    return deployed(sandbox_factory, tmp_path_factory.mktemp(preset), preset,
-                    PRESETS[preset])
+def preset_deployment(request: pytest.FixtureRequest,
+                      deployments: Callable[[str], Deployed]) -> Deployed:
+    return deployments(request.param)
 
 
 def test_verify_passes_every_check(preset_deployment: Deployed, tmp_path: Path) -> None:
@@ -111,6 +159,15 @@ def test_verify_writes_junit_with_one_case_per_check(preset_deployment: Deployed
     result = preset_deployment.verify(tmp_path)
     text = (tmp_path / "junit.xml").read_text()
     assert text.count("<testcase ") == len(result.results)
+
+
+def test_reports_hold_no_secret(preset_deployment: Deployed, tmp_path: Path) -> None:
+    result = preset_deployment.verify(tmp_path)
+    shown = "\n".join([summary(result), (tmp_path / "junit.xml").read_text(),
+                       (tmp_path / "report.json").read_text(),
+                       preset_deployment.reconcile().report()])
+    values = load_secrets(preset_deployment.profile, PASSPHRASE)
+    assert [name for name, value in values.items() if value in shown] == []
 
 
 def test_reconciliation_passes(preset_deployment: Deployed) -> None:
@@ -177,9 +234,8 @@ TAMPERINGS = [
 
 
 @pytest.fixture(scope="module")
-def air_gapped(sandbox_factory: SandboxFactory,
-               tmp_path_factory: pytest.TempPathFactory) -> Deployed:
-    return deployed(sandbox_factory, tmp_path_factory.mktemp("air"), "air-gapped", "v-tamper")
+def air_gapped(deployments: Callable[[str], Deployed]) -> Deployed:
+    return deployments("air-gapped")
 
 
 @pytest.fixture
@@ -220,10 +276,9 @@ def test_verify_passes_again_after_the_tamperings(air_gapped: Deployed) -> None:
 # -- the change path: us-openai -> AI disabled, no e-mail -> Anthropic --------------------
 
 @pytest.fixture(scope="module")
-def change_path(sandbox_factory: SandboxFactory,
-                tmp_path_factory: pytest.TempPathFactory) -> Deployed:
-    return deployed(sandbox_factory, tmp_path_factory.mktemp("change"), "us-openai",
-                    "v-change")
+def change_path(deployments: Callable[[str], Deployed]) -> Deployed:
+    # Runs after the preset tests: from here on the us-openai deployment changes.
+    return deployments("us-openai")
 
 
 def _env_and_allowlist(d: Deployed) -> str:

@@ -7,7 +7,9 @@ back: the secret pipe, the event stream, the scan and the clean-up.
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -15,10 +17,12 @@ import pytest
 from selfhost.deploy.events import Event
 from selfhost.deploy.redact import Redactor, scan
 from selfhost.deploy.runner import (
+    RUN_MARK_ENV,
     RUN_PREFIX,
     RunOutcome,
     RunRequest,
     base_dir,
+    kill_marked,
     process_env,
     raise_for,
     remove_stale_run_dirs,
@@ -177,3 +181,33 @@ def test_stale_run_dirs_of_dead_processes_are_removed(tmp_path: Path) -> None:
     live.mkdir()
     remove_stale_run_dirs(tmp_path)
     assert (dead.exists(), live.exists()) == (False, True)
+
+
+def test_timeout_leaves_no_ansible_process_behind(tmp_path: Path) -> None:
+    _run(tmp_path, "    - ansible.builtin.pause:\n        seconds: 60\n", timeout=3)
+    time.sleep(0.5)
+    playbook = str(tmp_path / "site.yml").encode()
+    alive = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if playbook in (entry / "cmdline").read_bytes():
+                    alive.append(int(entry.name))
+            except OSError:
+                continue
+    assert alive == []
+
+
+def test_kill_marked_stops_the_processes_of_a_run() -> None:
+    proc = subprocess.Popen(["sleep", "60"], env={**os.environ, RUN_MARK_ENV: "run-under-test"})
+    killed = kill_marked("run-under-test")
+    proc.wait(timeout=10)
+    assert killed == [proc.pid]
+
+
+def test_stale_run_dir_takes_its_orphans_with_it(tmp_path: Path) -> None:
+    dead = tmp_path / f"{RUN_PREFIX}999999998-xyz"
+    dead.mkdir()
+    proc = subprocess.Popen(["sleep", "60"], env={**os.environ, RUN_MARK_ENV: dead.name})
+    remove_stale_run_dirs(tmp_path)
+    assert proc.wait(timeout=10) == -9

@@ -12,11 +12,6 @@ from rich.console import Console
 from selfhost import sandbox as sb
 from selfhost.errors import InvalidInput
 
-_CACHE_NOTE = (
-    "The rootfs tarballs and the apt package cache under /var/cache/selfhost "
-    "($SELFHOST_CACHE_DIR) are caches and stay."
-)
-
 
 @contextmanager
 def _progress() -> Iterator[Callable[[str], None]]:
@@ -58,7 +53,7 @@ def sandbox() -> None:
 @click.option("--install-prereqs", is_flag=True,
               help="apt-get install the host packages the sandbox needs, if missing.")
 def up(hosts: int, release: str | None, name: str, install_prereqs: bool) -> None:
-    """Create or complete a sandbox of HOSTS running Debian guests.
+    """Create a sandbox of running Debian guests, or complete an existing one.
 
     Safe to re-run: running guests are kept, stopped ones are booted again and new
     ones are added when --hosts grows (it never removes guests; use `down`). The
@@ -91,6 +86,9 @@ def down(name: str | None, all_: bool) -> None:
     sandbox is left, the apt cache process is stopped and the bridge removed: no
     processes, mounts, bridges or state files remain. Removing a sandbox that does
     not exist is not an error.
+
+    The rootfs tarballs and the apt package cache under /var/cache/selfhost
+    ($SELFHOST_CACHE_DIR) are caches and stay.
     """
     if all_ and name is not None:
         raise InvalidInput("--all and --name exclude each other; give one of them")
@@ -105,9 +103,6 @@ def down(name: str | None, all_: bool) -> None:
         click.echo(f"removed sandbox {name}")
     else:
         click.echo(f"there was no sandbox named {name}; nothing to remove")
-
-
-down.help = (down.help or "") + "\n\n" + _CACHE_NOTE
 
 
 @sandbox.command("list")

@@ -12,6 +12,11 @@ Where things go, and why:
   into ``artifacts/*/command`` in plain text), argv or a file.
 * ``ANSIBLE_LOCAL_TEMP`` points inside the private dir, so even a transient
   file Ansible renders on the controller lives and dies there.
+* Every process of a run carries ``SELFHOST_DEPLOY_RUN=<its dir name>`` in
+  its environment. Ansible's workers leave the runner's process group, so a
+  timed-out or cancelled run, or one whose caller was killed, can leave them
+  behind; they are found by that mark and stopped (at the end of the run, or
+  by the next run when it removes the dead run's directory).
 * Before the directory goes, every file in it is scanned for every secret
   value. A hit fails the deploy (naming the secret and the file, never the
   value). Artifacts are kept only on request, and only after a clean scan.
@@ -38,6 +43,7 @@ from types import FrameType
 from typing import Any
 
 import ansible_runner
+from ansible_runner.exceptions import AnsibleRunnerException
 
 from selfhost.deploy import launcher
 from selfhost.deploy.engine import Engine, ansible_env
@@ -47,6 +53,7 @@ from selfhost.errors import DeployFailed, ExitCode, SelfhostError
 from selfhost.secrets import PASSPHRASE_ENV
 
 RUN_PREFIX = "selfhost-run-"
+RUN_MARK_ENV = "SELFHOST_DEPLOY_RUN"
 _RUN_DIR = re.compile(rf"^{RUN_PREFIX}(\d+)-")
 _MEMORY_DIR = Path("/dev/shm")
 #: output lines kept to explain a run that failed without a failed task
@@ -90,8 +97,26 @@ def base_dir() -> Path:
     return Path(tempfile.gettempdir())
 
 
+def kill_marked(run: str) -> list[int]:
+    """SIGKILL every process whose environment marks it as part of ``run``."""
+    mark = f"{RUN_MARK_ENV}={run}".encode()
+    killed = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            if mark not in (entry / "environ").read_bytes().split(b"\0"):
+                continue
+            os.kill(int(entry.name), signal.SIGKILL)
+            killed.append(int(entry.name))
+        except (OSError, ProcessLookupError):
+            continue
+    return killed
+
+
 def remove_stale_run_dirs(base: Path) -> list[Path]:
-    """Private dirs of runs whose process no longer exists (killed before cleanup)."""
+    """Private dirs of runs whose process no longer exists (killed before cleanup),
+    and whatever of those runs is still running."""
     removed = []
     for entry in base.glob(f"{RUN_PREFIX}*"):
         match = _RUN_DIR.match(entry.name)
@@ -100,6 +125,7 @@ def remove_stale_run_dirs(base: Path) -> list[Path]:
         try:
             os.kill(int(match.group(1)), 0)
         except ProcessLookupError:
+            kill_marked(entry.name)
             shutil.rmtree(entry, ignore_errors=True)
             removed.append(entry)
         except PermissionError:
@@ -182,6 +208,13 @@ def _cancel_on_signals() -> Iterator[threading.Event]:
             signal.signal(sig, old)
 
 
+def _run(**kwargs: Any) -> Any:
+    try:
+        return ansible_runner.run(**kwargs)
+    except AnsibleRunnerException as exc:
+        raise DeployFailed(f"ansible-runner could not start the playbook: {exc}") from None
+
+
 def _cmdline(request: RunRequest) -> str:
     args = ["-m", launcher.__name__]
     if request.check:
@@ -229,9 +262,10 @@ def run_playbook(request: RunRequest, redactor: Redactor,
         settings = ansible_env(request.engine, request.playbook.parent / "ansible.cfg")
         settings["ANSIBLE_LOCAL_TEMP"] = str(local_tmp)
         settings[launcher.FIFO_ENV] = str(private / "secrets.fifo")
+        settings[RUN_MARK_ENV] = private.name
         with _SecretFeeder(private / "secrets.fifo", request.secret_env), \
                 _cancel_on_signals() as cancel:
-            result = ansible_runner.run(
+            result = _run(
                 private_data_dir=str(private),
                 project_dir=str(request.playbook.parent),
                 playbook=str(request.playbook),
@@ -247,6 +281,8 @@ def run_playbook(request: RunRequest, redactor: Redactor,
                 event_handler=handle,
                 cancel_callback=cancel.is_set,
             )
+        if result.status != "successful":
+            kill_marked(private.name)
         outcome = RunOutcome(status=str(result.status), rc=int(result.rc or 0),
                              seconds=time.monotonic() - started, stats=stats,
                              failures=failures, output_tail=tail)

@@ -23,9 +23,18 @@ def log_file(guest_dir: Path) -> Path:
     return guest_dir / "nspawn.log"
 
 
+def needles(guest_dir: Path) -> tuple[str, str]:
+    """What this guest's nspawn command line contains and no other process's does.
+
+    The trailing space (arguments are joined with spaces) stops ``/x/g-1/rootfs``
+    from matching a guest at ``/y/x/g-1/rootfs``'s prefix or a longer name.
+    """
+    return NSPAWN, f"--directory={rootfs_dir(guest_dir)} "
+
+
 def is_running(pid: int | None, guest_dir: Path) -> bool:
     """Whether ``pid`` is still the nspawn process of this guest (not a reused pid)."""
-    return pid_matches(pid, NSPAWN, str(rootfs_dir(guest_dir)))
+    return pid_matches(pid, *needles(guest_dir))
 
 
 def nspawn_argv(root: Path, machine: str, bridge: str) -> list[str]:
@@ -135,7 +144,7 @@ def stop(pid: int | None, guest_dir: Path, grace: float = 30) -> bool:
 
     Returns True when SIGKILL was needed.
     """
-    killed = pid is not None and stop_pid(pid, NSPAWN, str(rootfs_dir(guest_dir)), grace=grace)
+    killed = pid is not None and stop_pid(pid, *needles(guest_dir), grace=grace)
     cgroups.remove(guest_dir)
     return killed
 

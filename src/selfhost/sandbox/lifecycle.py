@@ -18,7 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from selfhost.errors import InvalidInput, SelfhostError
-from selfhost.sandbox import cgroups, inventory, network, prereqs, rootfs, ssh
+from selfhost.sandbox import cgroups, inventory, limits, network, prereqs, rootfs, ssh
 from selfhost.sandbox import guest as guest_mod
 from selfhost.sandbox.models import Guest, Sandbox
 from selfhost.sandbox.state import (
@@ -120,7 +120,13 @@ def _reserve(
 ) -> tuple[SandboxRecord, NetworkRecord]:
     """Under the global lock: network up, sandbox recorded, addresses for new guests."""
     with locked(paths.global_lock):
-        net = network.ensure_network(paths)
+        try:
+            net = network.ensure_network(paths)
+        except BaseException:
+            if not sandbox_names(paths):
+                # A half-made network with no sandbox would otherwise linger.
+                network.teardown_network(paths)
+            raise
         record = read_sandbox(paths, name)
         if record is None:
             record = SandboxRecord(name=name, release=release or rootfs.DEFAULT_RELEASE)
@@ -243,12 +249,14 @@ def up(
                                progress=say)
             _write_access_files(paths, record)
             sandbox = _to_sandbox(paths, record, bridge_address)
+            limits.ensure_inotify_capacity(
+                sum(live.state != "running" for live in sandbox.guests), say)
             for g, live in zip(record.guests, sandbox.guests, strict=True):
                 if live.state == "running":
                     continue
                 # A guest started by a run that died before recording its pid must be
                 # adopted, not booted a second time on the same rootfs.
-                strays = pids_matching(guest_mod.NSPAWN, str(guest_mod.rootfs_dir(live.directory)))
+                strays = pids_matching(*guest_mod.needles(live.directory))
                 if strays:
                     g.pid = strays[0]
                 else:
@@ -264,10 +272,16 @@ def up(
         sandbox = _to_sandbox(paths, record, bridge_address)
         degraded = []
         for live in sandbox.guests:
-            result = guest_mod.wait_booted(
-                _ssh_for(sandbox, live), live.pid or 0, live.directory, live.name,
-                timeout=boot_timeout,
-            )
+            try:
+                result = guest_mod.wait_booted(
+                    _ssh_for(sandbox, live), live.pid or 0, live.directory, live.name,
+                    timeout=boot_timeout,
+                )
+            except SelfhostError as exc:
+                raise SelfhostError(
+                    f"{exc.message}\nthe sandbox is left as it is for inspection; remove it "
+                    f"with `selfhost sandbox down --name {name}`"
+                ) from exc
             say(f"{live.name} is {result.state} after {result.seconds:.1f} s")
             if result.state != "running":
                 degraded.append(f"{live.name}: {', '.join(result.failed_units) or '?'}")
@@ -287,7 +301,8 @@ def _remove(
     network down if it was the last sandbox. Caller holds the sandbox lock."""
     sdir = paths.sandbox_dir(name)
     killed = []
-    stray = pids_matching(guest_mod.NSPAWN, f"{sdir}/guests/")
+    all_guests = (guest_mod.NSPAWN, f"--directory={sdir}/guests/")
+    stray = pids_matching(*all_guests)
     recorded = {g.pid for g in record.guests} if record else set()
     # Signal everything first so the guests power off in parallel, then wait for each.
     targets: list[tuple[int | None, Path | None, str]] = [
@@ -302,13 +317,19 @@ def _remove(
         if gdir is not None:
             was_killed = guest_mod.stop(pid, gdir, grace=grace)
         else:
-            was_killed = bool(pid) and stop_pid(pid or 0, guest_mod.NSPAWN, str(sdir), grace=grace)
+            was_killed = bool(pid) and stop_pid(pid or 0, *all_guests, grace=grace)
         if was_killed:
             killed.append(label)
     guests_dir = sdir / "guests"
     if guests_dir.is_dir():
-        for gdir in guests_dir.iterdir():
+        gdirs = list(guests_dir.iterdir())
+        for gdir in gdirs:
             cgroups.remove(gdir)
+        # Deleting a rootfs waits on the disk (discard, journal) far more than on the
+        # CPU, so several deletions at once finish much sooner than one after another.
+        with ThreadPoolExecutor(max_workers=max(1, min(len(gdirs), 8))) as pool:
+            for future in [pool.submit(remove_tree, gdir) for gdir in gdirs]:
+                future.result()
     with locked(paths.global_lock) as lock:
         remove_tree(sdir)
         if not sandbox_names(paths):

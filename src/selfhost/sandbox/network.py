@@ -7,6 +7,7 @@ is the host's bridge address: the apt cache there, and each other.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
 import ipaddress
 import json
@@ -19,6 +20,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from selfhost.errors import InvalidInput, PrerequisiteMissing, SelfhostError
+from selfhost.sandbox.rootfs import host_mirror, security_mirror
 from selfhost.sandbox.state import (
     DEFAULT_STATE_DIR,
     NetworkRecord,
@@ -26,7 +28,7 @@ from selfhost.sandbox.state import (
     read_network,
     write_network,
 )
-from selfhost.sandbox.system import pid_matches, remove_tree, run, stop_pid
+from selfhost.sandbox.system import pid_matches, pids_matching, remove_tree, run, stop_pid
 
 SUBNET_ENV = "SELFHOST_SANDBOX_SUBNET"
 # Picked to be unlikely on a CI or developer machine; checked against the routes anyway.
@@ -139,21 +141,31 @@ def _create_bridge(net: ipaddress.IPv4Network, bridge: str) -> None:
     run(["ip", "link", "set", bridge, "up"], what=f"bringing up bridge {bridge}")
 
 
-def _acng_conf(paths: Paths, address: str) -> Path:
-    """A minimal config of our own: Debian's default remaps deb.debian.org away."""
+def _prefix(url: str) -> str:
+    return url.split("://", 1)[-1].rstrip("/")
+
+
+def _acng_conf(paths: Paths, address: str, cache: Path) -> Path:
+    """A minimal config of our own: Debian's default remaps deb.debian.org away.
+
+    ``ForceManaged`` makes it refuse every URL outside the Debian mirror and its
+    security archive, so it cannot be used as a general proxy to the internet.
+    """
+    mirror = host_mirror()
+    security = security_mirror(mirror)
     conf_dir = paths.acng_dir / "conf"
     conf_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     (paths.acng_dir / "log").mkdir(exist_ok=True)
-    paths.acng_cache.mkdir(parents=True, exist_ok=True)
+    cache.mkdir(parents=True, exist_ok=True)
     # apt-cacher-ng drops privileges to its own user when started as root.
     with contextlib.suppress(KeyError, OSError):
         user = pwd.getpwnam("apt-cacher-ng")
-        for d in (paths.acng_cache, paths.acng_dir / "log"):
+        for d in (cache, paths.acng_dir / "log"):
             os.chown(d, user.pw_uid, user.pw_gid)
     (conf_dir / "acng.conf").write_text(
         "\n".join(
             [
-                f"CacheDir: {paths.acng_cache}",
+                f"CacheDir: {cache}",
                 f"LogDir: {paths.acng_dir / 'log'}",
                 "SupportDir: /usr/lib/apt-cacher-ng",
                 f"Port: {ACNG_PORT}",
@@ -163,6 +175,10 @@ def _acng_conf(paths: Paths, address: str) -> Path:
                 f"SocketPath: {paths.acng_dir / 'acng.socket'}",
                 "ExThreshold: 4",
                 "ReportPage: acng-report.html",
+                # Only the Debian archives: guests get packages, not a way out.
+                f"Remap-debian: {_prefix(mirror)} ; {mirror}/",
+                f"Remap-debsec: {_prefix(security)} ; {security}/",
+                "ForceManaged: 1",
                 "",
             ]
         ),
@@ -172,15 +188,22 @@ def _acng_conf(paths: Paths, address: str) -> Path:
 
 
 def _acng_needles(paths: Paths) -> tuple[str, str]:
-    return ("apt-cacher-ng", str(paths.acng_dir))
+    # Exact argument (arguments are joined with spaces): /x/apt-cacher-ng/conf must not
+    # match the instance of a state dir at /y/x.
+    return ("apt-cacher-ng", f" -c {paths.acng_dir / 'conf'} ")
 
 
 def _wait_port(address: str, port: int, deadline: float, pid: int, paths: Paths) -> None:
     while time.monotonic() < deadline:
         if not pid_matches(pid, *_acng_needles(paths)):
+            # Quoted here because a failed `up` removes these files again.
+            said = []
+            for f in (paths.acng_dir / "acng.out", paths.acng_dir / "log/apt-cacher.err"):
+                with contextlib.suppress(OSError):
+                    said += f.read_text(errors="replace").strip().splitlines()[-5:]
             raise SelfhostError(
-                f"apt-cacher-ng exited at start; see {paths.acng_dir / 'log'} "
-                f"and {paths.acng_dir / 'acng.out'}"
+                f"apt-cacher-ng exited at start ({'; '.join(said) or 'no output'}); "
+                f"is something else (a system apt-cacher-ng?) listening on port {port}?"
             )
         with contextlib.suppress(OSError), socket.create_connection((address, port), timeout=1):
             return
@@ -188,8 +211,29 @@ def _wait_port(address: str, port: int, deadline: float, pid: int, paths: Paths)
     raise SelfhostError(f"apt-cacher-ng did not listen on {address}:{port} within 20 s")
 
 
+def _claim_shared_cache(paths: Paths) -> int | None:
+    """An fd holding the shared apt cache's lock, or None if another instance has it.
+
+    apt-cacher-ng assumes it is alone on its cache dir, so only one instance (the one
+    that inherits this fd and so holds the lock for as long as it runs) may use the
+    shared one; others (a second state dir, e.g. a concurrent test run) get a private
+    cache inside their state dir that goes away with it.
+    """
+    paths.cache.mkdir(parents=True, exist_ok=True)
+    fd = os.open(paths.cache / ".apt-cacher-ng.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC,
+                 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    return fd
+
+
 def _start_acng(paths: Paths, address: str) -> int:
-    conf_dir = _acng_conf(paths, address)
+    lock_fd = _claim_shared_cache(paths)
+    cache = paths.acng_cache if lock_fd is not None else paths.acng_dir / "cache"
+    conf_dir = _acng_conf(paths, address, cache)
     out = open(paths.acng_dir / "acng.out", "ab")  # noqa: SIM115 - handed to the child
     try:
         proc = subprocess.Popen(
@@ -198,6 +242,7 @@ def _start_acng(paths: Paths, address: str) -> int:
             stdout=out,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            pass_fds=(lock_fd,) if lock_fd is not None else (),
         )
     except FileNotFoundError as exc:
         raise PrerequisiteMissing(
@@ -205,6 +250,8 @@ def _start_acng(paths: Paths, address: str) -> int:
         ) from exc
     finally:
         out.close()
+        if lock_fd is not None:
+            os.close(lock_fd)
     _wait_port(address, ACNG_PORT, time.monotonic() + 20, proc.pid, paths)
     return proc.pid
 
@@ -240,8 +287,10 @@ def teardown_network(paths: Paths) -> None:
     The apt package cache under the cache dir stays: it is a cache.
     """
     record = read_network(paths)
-    if record is not None and record.acng_pid:
-        stop_pid(record.acng_pid, *_acng_needles(paths), grace=10)
+    # Also any instance whose pid never made it into the record (a crash in between).
+    for pid in {*pids_matching(*_acng_needles(paths)), *([record.acng_pid] if record else [])}:
+        if pid:
+            stop_pid(pid, *_acng_needles(paths), grace=10)
     bridge = record.bridge if record is not None else bridge_name(paths)
     if _bridge_exists(bridge):
         run(["ip", "link", "delete", bridge], what=f"removing bridge {bridge}")

@@ -167,7 +167,7 @@ def _host_checks(plan: Plan, host: PlanHost) -> list[Check]:
         _check(host, "host", "nftables", "nftables is active and drops unexpected traffic",
                "the nftables service active, with an input hook whose policy is drop and "
                f"an output rule for the app user {plan.app.user}",
-               fix="run `selfhost deploy PROFILE` (the common role loads the ruleset); "
+               fix="run `selfhost deploy PROFILE` (the egress role loads the ruleset); "
                "`systemctl status nftables` on the host shows why it is not active",
                app_user=plan.app.user, app_host="app" in host.components),
         _check(host, "host", "sysctl", "kernel network hardening is in effect",
@@ -372,7 +372,7 @@ def _egress_checks(plan: Plan, host: PlanHost, target: Endpoint | None) -> list[
                           "the app user cannot connect out directly",
                           f"a direct TCP connection from {plan.app.user} to {target} dropped "
                           "(while root reaches it, so the firewall is what stops it)",
-                          fix="redeploy: the common role's nftables output rules drop the "
+                          fix="redeploy: the egress role's nftables output rules drop the "
                           "app user's traffic except to the proxy and the Plan's database "
                           "and cache", target=str(target), user=plan.app.user))
     listed = {e.host for e in plan.egress_allowlist}

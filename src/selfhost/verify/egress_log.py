@@ -40,7 +40,7 @@ class Destination:
         unreached = self.requests - self.contacted - self.refused
         if unreached:
             parts.append(f"{unreached} not reached")
-        return ", ".join(parts) + f", last {_iso(self.last)}"
+        return ", ".join(parts) + f", last {iso_time(self.last)}"
 
 
 def contacted(dest: Destination) -> bool:
@@ -62,7 +62,7 @@ def on_list(destination: str, allowlist: list[str]) -> bool:
     return False
 
 
-def _iso(ts: float) -> str:
+def iso_time(ts: float) -> str:
     return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 

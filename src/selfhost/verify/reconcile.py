@@ -10,6 +10,7 @@ the list embeds (and a signature then covers).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -47,6 +48,9 @@ class Difference:
             "unreadable": "could not be read",
         }[self.kind]
         return f"{self.host}: {self.party}: {what}: {self.detail}"
+
+
+DiffMaker = Callable[[Kind, str, str], Difference]
 
 
 @dataclass(frozen=True)
@@ -156,7 +160,7 @@ def compare_host(p: Plan, host: str, facts: Facts, vendors: Vendors) -> list[Dif
     return out
 
 
-def _record_differences(p: Plan, rec: dict[str, Any], diff: Any) -> list[Difference]:
+def _record_differences(p: Plan, rec: dict[str, Any], diff: DiffMaker) -> list[Difference]:
     if not rec.get("exists") or "data" not in rec:
         return [diff("record-differs", "deployment record",
                      f"no readable {DEPLOYMENT_RECORD} (deploy first)")]
@@ -176,7 +180,7 @@ def _record_differences(p: Plan, rec: dict[str, Any], diff: Any) -> list[Differe
 
 
 def _allowlist_differences(p: Plan, egress: dict[str, Any], vendors: Vendors,
-                           diff: Any) -> list[Difference]:
+                           diff: DiffMaker) -> list[Difference]:
     if "allowlist_lines" not in egress:
         return [diff("unreadable", "egress allowlist",
                      str(egress.get("allowlist_error") or egress.get("section_error")))]

@@ -388,11 +388,15 @@ def _json_or_none(data: bytes) -> Any:
 
 
 def _url_without_password(url: str) -> str:
+    """The URL with its password removed, from the user part and from the query
+    (libpq also takes ``password=`` there)."""
     parts = urlsplit(url)
     netloc = parts.netloc.rsplit("@", 1)[-1]
     if parts.username is not None:
         netloc = f"{parts.username}@{netloc}"
-    return parts._replace(netloc=netloc).geturl()
+    query = "&".join(p for p in parts.query.split("&")
+                     if p.split("=", 1)[0].lower() not in ("password", "sslpassword"))
+    return parts._replace(netloc=netloc, query=query).geturl()
 
 
 def _connect_status(proxy_port: int, target: str) -> dict[str, Any]:

@@ -9,7 +9,7 @@ from typing import Any
 
 from selfhost.profile_io import write_atomic
 from selfhost.verify.checks import COMPONENTS, Check
-from selfhost.verify.egress_log import Destination
+from selfhost.verify.egress_log import Destination, iso_time
 
 REPORT_SCHEMA_VERSION = 1
 
@@ -95,7 +95,8 @@ def to_json(result: VerifyResult) -> dict[str, Any]:
                     "fix": r.check.fix} for r in result.results],
         "observed_egress": {
             host: {d: {"requests": v.requests, "contacted": v.contacted, "refused": v.refused,
-                       "statuses": sorted(v.statuses), "last": v.describe()}
+                       "statuses": sorted(v.statuses), "first": iso_time(v.first),
+                       "last": iso_time(v.last), "summary": v.describe()}
                    for d, v in sorted(seen.items())}
             for host, seen in sorted(result.observed.items())},
         "not_generated": result.not_generated,

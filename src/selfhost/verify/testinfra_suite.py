@@ -3,7 +3,7 @@
 This is the one module that imports testinfra. :func:`run_suite` calls
 ``pytest.main`` on this very file with :class:`SuitePlugin`, which parametrizes
 :func:`test_check` with the checks and provides the facts fixture. Each host is
-asked once per session (one ssh connection, one command collecting every
+asked once per run (one ssh connection, one command collecting every
 fact), all hosts at the same time; every test then evaluates its check against
 its host's facts.
 """

@@ -1,0 +1,59 @@
+"""The launcher reads the secrets from a named pipe into its own environment."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+from selfhost.deploy.launcher import FIFO_ENV, read_secrets
+
+
+def _fifo_with(tmp_path: Path, payload: str) -> Path:
+    fifo = tmp_path / "secrets.fifo"
+    os.mkfifo(fifo, 0o600)
+
+    def feed() -> None:
+        with open(fifo, "w", encoding="utf-8") as pipe:
+            pipe.write(payload)
+
+    threading.Thread(target=feed, daemon=True).start()
+    return fifo
+
+
+def test_reads_a_mapping_of_strings(tmp_path: Path) -> None:
+    fifo = _fifo_with(tmp_path, json.dumps({"SELFHOST_SECRET_A": "x"}))
+    assert read_secrets(str(fifo)) == {"SELFHOST_SECRET_A": "x"}
+
+
+def test_refuses_anything_else(tmp_path: Path) -> None:
+    fifo = _fifo_with(tmp_path, json.dumps({"SELFHOST_SECRET_A": 1}))
+    with pytest.raises(ValueError, match="mapping of strings"):
+        read_secrets(str(fifo))
+
+
+def test_launched_program_sees_the_secret_but_not_the_pipe(tmp_path: Path) -> None:
+    fifo = _fifo_with(tmp_path, json.dumps({"SELFHOST_SECRET_A": "from-the-pipe"}))
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    fake = bin_dir / "ansible-playbook"
+    fake.write_text("#!/bin/sh\necho \"$SELFHOST_SECRET_A|${SELFHOST_SECRETS_FIFO:-unset}|$1\"\n")
+    fake.chmod(0o700)
+    env = {"PATH": f"{bin_dir}:{os.environ['PATH']}", FIFO_ENV: str(fifo),
+           "PYTHONPATH": os.pathsep.join(sys.path)}
+    done = subprocess.run([sys.executable, "-m", "selfhost.deploy.launcher", "site.yml"],
+                          env=env, capture_output=True, text=True, check=False, timeout=30)
+    assert done.stdout.strip() == "from-the-pipe|unset|site.yml"
+
+
+def test_unreadable_pipe_fails_like_ansible(tmp_path: Path) -> None:
+    env = {"PATH": os.environ["PATH"], FIFO_ENV: str(tmp_path / "missing.fifo"),
+           "PYTHONPATH": os.pathsep.join(sys.path)}
+    done = subprocess.run([sys.executable, "-m", "selfhost.deploy.launcher"], env=env,
+                          capture_output=True, text=True, check=False, timeout=30)
+    assert (done.returncode, "cannot read the deployment secrets" in done.stderr) == (250, True)
