@@ -8,10 +8,12 @@ FAIL the tests with the fix, never skip them: CI treats a skip as a failure.
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import json
 import os
 import subprocess
+import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -95,18 +97,25 @@ def sandbox_factory(sandbox_env: Path) -> Iterator[SandboxFactory]:
         pytest.fail("sandbox teardown failed:\n" + "\n".join(problems), pytrace=False)
 
 
-@pytest.fixture(scope="module")
-def isolated_sandbox_env(
-    sandbox_env: Path, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Path]:
-    """A second, empty state dir with its own subnet and bridge, for tests that must see
-    the last sandbox go (bridge and apt cache removed) while others keep running."""
-    state = tmp_path_factory.mktemp("sandbox-isolated")
+@contextlib.contextmanager
+def _isolated(base: Path) -> Iterator[Path]:
+    state = Path(tempfile.mkdtemp(prefix="isolated-", dir=base))
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("SELFHOST_SANDBOX_DIR", str(state))
-        mp.setenv("SELFHOST_SANDBOX_SUBNET", free_test_subnet(skip=os.environ.get(
-            "SELFHOST_SANDBOX_SUBNET")))
+        mp.setenv("SELFHOST_SANDBOX_SUBNET",
+                  free_test_subnet(skip=os.environ.get("SELFHOST_SANDBOX_SUBNET")))
         try:
             yield state
         finally:
             sandbox.down_all()
+
+
+@pytest.fixture(scope="session")
+def isolated_sandbox_env(
+    sandbox_env: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Callable[[], contextlib.AbstractContextManager[Path]]:
+    """``with isolated_sandbox_env() as state:`` switches to an empty state dir with a
+    subnet and bridge of its own until the block ends (then everything in it is downed),
+    for tests that must see the last sandbox go while other sandboxes keep running."""
+    base = tmp_path_factory.mktemp("sandbox-isolated")
+    return lambda: _isolated(base)

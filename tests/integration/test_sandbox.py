@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,12 +15,14 @@ from click.testing import CliRunner
 
 from selfhost import sandbox
 from selfhost.cli.app import main
+from selfhost.errors import ExitCode
 from selfhost.sandbox import cgroups
 from selfhost.sandbox.network import bridge_name
 from selfhost.sandbox.state import Paths
 from selfhost.sandbox.system import mounts_under, pids_matching
 
 SandboxFactory = Callable[..., sandbox.Sandbox]
+IsolatedEnv = Callable[[], AbstractContextManager[Path]]
 pytestmark = pytest.mark.integration
 
 GUESTS = [(release, index) for release in sandbox.RELEASES for index in (0, 1)]
@@ -176,6 +180,40 @@ def test_rerun_prints_the_inventory(rerun: Rerun) -> None:
 
 
 @dataclass(frozen=True)
+class Clash:
+    exit_code: int
+    output: str
+    state: Path
+
+
+@pytest.fixture(scope="module")
+def clash(boxes: dict[str, sandbox.Sandbox], tmp_path_factory: pytest.TempPathFactory) -> Clash:
+    """`up` in a fresh state dir whose subnet is already routed (to the test bridge)."""
+    state = tmp_path_factory.mktemp("clash") / "state"
+    taken = os.environ["SELFHOST_SANDBOX_SUBNET"]
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("SELFHOST_SANDBOX_DIR", str(state))
+        mp.setenv("SELFHOST_SANDBOX_SUBNET", taken)
+        try:
+            result = CliRunner().invoke(main, ["sandbox", "up", "--name", "it-clash"])
+        finally:
+            sandbox.down_all()
+    return Clash(result.exit_code, result.output, state)
+
+
+def test_subnet_clash_is_invalid_input(clash: Clash) -> None:
+    assert clash.exit_code == ExitCode.INVALID, clash.output
+
+
+def test_subnet_clash_message_names_the_fix(clash: Clash) -> None:
+    assert "set SELFHOST_SANDBOX_SUBNET" in clash.output
+
+
+def test_failed_up_leaves_no_state(clash: Clash) -> None:
+    assert not clash.state.exists()
+
+
+@dataclass(frozen=True)
 class Concurrent:
     exit_codes: list[int]
     outputs: list[str]
@@ -219,23 +257,23 @@ class Traces:
 
 
 @pytest.fixture(scope="module")
-def after_down(isolated_sandbox_env: Path) -> Traces:
+def after_down(isolated_sandbox_env: IsolatedEnv) -> Traces:
     """Up two guests in an empty state dir, take them down, and look for what is left."""
-    state = isolated_sandbox_env
-    box = sandbox.up("it-trace", 2)
-    assert all(g.state == "running" for g in box.guests)
-    bridge = bridge_name(Paths.from_env())
-    guest_cgroups = [cg for g in box.guests for cg in cgroups.guest_cgroups(g.directory)]
-    sandbox.down("it-trace")
-    return Traces(
-        state=state,
-        bridge=bridge,
-        nspawn_pids=pids_matching("systemd-nspawn", str(state)),
-        acng_pids=pids_matching("apt-cacher-ng", str(state)),
-        mounts=mounts_under(state),
-        bridge_exists=Path("/sys/class/net", bridge).exists(),
-        cgroups=[cg for cg in guest_cgroups if cg.exists()],
-    )
+    with isolated_sandbox_env() as state:
+        box = sandbox.up("it-trace", 2)
+        assert all(g.state == "running" for g in box.guests)
+        bridge = bridge_name(Paths.from_env())
+        guest_cgroups = [cg for g in box.guests for cg in cgroups.guest_cgroups(g.directory)]
+        sandbox.down("it-trace")
+        return Traces(
+            state=state,
+            bridge=bridge,
+            nspawn_pids=pids_matching("systemd-nspawn", str(state)),
+            acng_pids=pids_matching("apt-cacher-ng", str(state)),
+            mounts=mounts_under(state),
+            bridge_exists=Path("/sys/class/net", bridge).exists(),
+            cgroups=[cg for cg in guest_cgroups if cg.exists()],
+        )
 
 
 def test_down_leaves_no_guest_process(after_down: Traces) -> None:
@@ -262,8 +300,9 @@ def test_down_leaves_no_state_files(after_down: Traces) -> None:
     assert not after_down.state.exists() or list(after_down.state.iterdir()) == []
 
 
-def test_down_of_a_missing_sandbox_succeeds(isolated_sandbox_env: Path) -> None:
-    result = CliRunner().invoke(main, ["sandbox", "down", "--name", "never-made"])
+def test_down_of_a_missing_sandbox_succeeds(isolated_sandbox_env: IsolatedEnv) -> None:
+    with isolated_sandbox_env():
+        result = CliRunner().invoke(main, ["sandbox", "down", "--name", "never-made"])
     assert result.exit_code == 0, result.output
 
 
@@ -283,16 +322,18 @@ def _alive(pid: int) -> bool:
 
 
 @pytest.fixture(scope="module")
-def after_kill(isolated_sandbox_env: Path) -> Killed:
+def after_kill(isolated_sandbox_env: IsolatedEnv) -> Killed:
     """A guest given no grace at all: SIGKILL to nspawn, then its leftovers killed."""
-    guest = sandbox.up("it-kill", 1).guests[0]
-    guest_cgroups = cgroups.guest_cgroups(guest.directory)
-    pids = [int(pid) for cg in guest_cgroups for procs in (cg / "payload").rglob("cgroup.procs")
-            for pid in procs.read_text().split()]
-    assert pids, "the guest's processes were not found in its cgroup"
-    reported = sandbox.down("it-kill", grace=0)
-    return Killed(reported, [p for p in pids if _alive(p)],
-                  [cg for cg in guest_cgroups if cg.exists()])
+    with isolated_sandbox_env():
+        guest = sandbox.up("it-kill", 1).guests[0]
+        guest_cgroups = cgroups.guest_cgroups(guest.directory)
+        pids = [int(pid) for cg in guest_cgroups
+                for procs in (cg / "payload").rglob("cgroup.procs")
+                for pid in procs.read_text().split()]
+        assert pids, "the guest's processes were not found in its cgroup"
+        reported = sandbox.down("it-kill", grace=0)
+        return Killed(reported, [p for p in pids if _alive(p)],
+                      [cg for cg in guest_cgroups if cg.exists()])
 
 
 def test_kill_is_reported(after_kill: Killed) -> None:

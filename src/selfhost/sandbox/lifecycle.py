@@ -119,13 +119,14 @@ def _reserve(
     paths: Paths, name: str, hosts: int, release: str | None
 ) -> tuple[SandboxRecord, NetworkRecord]:
     """Under the global lock: network up, sandbox recorded, addresses for new guests."""
-    with locked(paths.global_lock):
+    with locked(paths.global_lock) as lock:
         try:
             net = network.ensure_network(paths)
         except BaseException:
             if not sandbox_names(paths):
                 # A half-made network with no sandbox would otherwise linger.
                 network.teardown_network(paths)
+                lock.remove_when_done = True
             raise
         record = read_sandbox(paths, name)
         if record is None:
@@ -237,9 +238,23 @@ def up(
     prereqs.check(install=install_prereqs)
     say = progress or (lambda _msg: None)
     paths = Paths.from_env()
-    with locked(paths.sandbox_lock(name)):
+    try:
+        return _up_locked(paths, name, hosts, release, boot_timeout=boot_timeout, say=say)
+    finally:
+        _tidy_state_root(paths)
+
+
+def _up_locked(
+    paths: Paths, name: str, hosts: int, release: str | None, *, boot_timeout: float,
+    say: Progress,
+) -> Sandbox:
+    with locked(paths.sandbox_lock(name)) as lock:
         existed = read_sandbox(paths, name) is not None
-        record, net = _reserve(paths, name, hosts, release)
+        try:
+            record, net = _reserve(paths, name, hosts, release)
+        except BaseException:
+            lock.remove_when_done = not existed
+            raise
         bridge_address = net.bridge_address
         started = False
         try:
@@ -268,6 +283,7 @@ def up(
             if not existed and not started:
                 # Nothing ran yet: leave no half-made sandbox (and no idle bridge) behind.
                 _remove(paths, name, record)
+                lock.remove_when_done = True
             raise
         sandbox = _to_sandbox(paths, record, bridge_address)
         degraded = []

@@ -64,8 +64,8 @@ def run(deployment: Deployment, *, junit: Path | None = None,
         if junit_tmp is not None:
             junit_tmp.unlink(missing_ok=True)
     not_generated = [
-        f"{h.name}: direct outbound from the app user was not tested (no second host to "
-        "test against; give an inventory with another host)"
+        f"{h.name}: direct outbound from the app user was not tested: the deployment has "
+        "no other host to aim at, and verify never connects to an address outside it"
         for h in plan.hosts_with("app") if h.name not in deployment.direct_targets]
     result = VerifyResult(
         profile_path=deployment.profile_path, source=deployment.source,

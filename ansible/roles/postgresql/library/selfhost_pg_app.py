@@ -21,18 +21,25 @@ from typing import Any
 
 from ansible.module_utils.basic import AnsibleModule
 
+try:
+    import psycopg2
+    from psycopg2 import sql
+except ImportError:  # reported by main() as a missing package, the Ansible way
+    psycopg2 = None
+
 DOCUMENTATION = r"""
 module: selfhost_pg_app
 short_description: Ensure the app's PostgreSQL login role and database
 description:
   - Connects over the local socket as the cluster's OS user (peer authentication).
-  - The role gets LOGIN and the given password as a SCRAM-SHA-256 verifier; the database is owned by it.
+  - The role gets LOGIN and the password as a SCRAM-SHA-256 verifier.
+  - The database is owned by the role.
 options:
   user: {type: str, required: true, description: The login role.}
   password: {type: str, required: true, no_log: true, description: The role's password.}
   database: {type: str, required: true, description: The database, owned by the role.}
   port: {type: int, default: 5432, description: The cluster's port.}
-  socket_dir: {type: path, default: /var/run/postgresql, description: The cluster's socket directory.}
+  socket_dir: {type: path, default: /var/run/postgresql, description: The socket directory.}
   os_user: {type: str, default: postgres, description: OS user the module connects as.}
 """
 
@@ -95,9 +102,6 @@ def as_user(os_user: str, work: Callable[[], dict[str, Any]]) -> dict[str, Any]:
 
 
 def ensure(params: dict[str, Any], check_mode: bool) -> dict[str, Any]:
-    import psycopg2
-    from psycopg2 import sql
-
     try:
         conn = psycopg2.connect(dbname="postgres", host=params["socket_dir"],
                                 port=params["port"])
@@ -154,9 +158,7 @@ def main() -> None:
         },
         supports_check_mode=True,
     )
-    try:
-        import psycopg2  # noqa: F401
-    except ImportError:
+    if psycopg2 is None:
         module.fail_json(msg="python3-psycopg2 is not installed on the database host")
     params = dict(module.params)
     result = as_user(params["os_user"], lambda: ensure(params, module.check_mode))
