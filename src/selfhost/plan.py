@@ -20,9 +20,9 @@ from selfhost.models import Profile, all_hosts
 PLAN_SCHEMA_VERSION = 1
 
 #: Roles in the order the playbook applies them on a host.
-COMPONENT_ORDER = ("common", "tls", "postgresql", "redis", "egress", "app", "nginx")
+COMPONENT_ORDER = ("common", "tls", "postgresql", "backup", "redis", "egress", "app", "nginx")
 
-Component = Literal["common", "tls", "postgresql", "redis", "egress", "app", "nginx"]
+Component = Literal["common", "tls", "postgresql", "backup", "redis", "egress", "app", "nginx"]
 Category = Literal["ai", "email", "monitoring", "cdn", "certificate-authority"]
 
 APP_USER = "backendchat"
@@ -405,7 +405,7 @@ def _secrets_required(profile: Profile, env: list[EnvEntry]) -> list[SecretSpec]
         names.append("ca_key")
     if profile.email.provider == "smtp" and not profile.email.smtp_username:
         names.remove("email_password")
-    if profile.backups.enabled and profile.backups.encrypted:
+    if profile.backups.enabled and profile.backups.encrypted and profile.database.mode == "local":
         names.append("backup_key")
     generated = set(_GENERATED)
     if profile.database.mode == "local":
@@ -461,6 +461,8 @@ def plan(profile: Profile) -> Plan:
         db_host = profile.hosts.database if split else apps[0]
         assert db_host is not None
         components[db_host.name].append("postgresql")
+        if profile.backups.enabled:
+            components[db_host.name].append("backup")
     if profile.cache.mode == "local":
         cache_host = profile.hosts.cache if split else apps[0]
         assert cache_host is not None

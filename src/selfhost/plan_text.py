@@ -106,10 +106,13 @@ def _rest(plan: Plan) -> list[str]:
                f"supplied: {env_name(spec.name)} or the hidden prompt of selfhost init")
         lines.append(f"  {spec.name}: {how}")
     backups = plan.backups
-    if backups.get("enabled"):
-        lines += ["", f"Backups: daily to {backups['directory']}, kept "
-                  f"{backups['retention_days']} days"
+    backup_hosts = [h.name for h in plan.hosts_with("backup")]
+    if backup_hosts:
+        lines += ["", f"Backups: daily PostgreSQL dumps on {', '.join(backup_hosts)} to "
+                  f"{backups['directory']}, kept {backups['retention_days']} days"
                   + (", encrypted" if backups.get("encrypted") else ", not encrypted")]
+    elif plan.database.mode == "external":
+        lines += ["", "Backups: the external database is backed up by its operator"]
     else:
         lines += ["", "Backups: disabled"]
     lines.append(f"Change notice: {plan.notice.days} days ahead, objections within "

@@ -25,17 +25,19 @@ def _groups(inv: dict[str, object]) -> dict[str, list[str]]:
 
 def test_all_in_one_host_is_in_every_group() -> None:
     inv = inventory.build(plan(_preset("air-gapped")))
-    assert _groups(inv) == {"app": ["chat1"], "database": ["chat1"], "cache": ["chat1"]}
+    assert _groups(inv) == {"app": ["chat1"], "database": ["chat1"], "backup": ["chat1"],
+                            "cache": ["chat1"]}
 
 
 def test_split_hosts_are_grouped_by_component() -> None:
     inv = inventory.build(plan(_preset("split")))
-    assert _groups(inv) == {"app": ["app1", "app2"], "database": ["db1"], "cache": ["cache1"]}
+    assert _groups(inv) == {"app": ["app1", "app2"], "database": ["db1"], "backup": ["db1"],
+                            "cache": ["cache1"]}
 
 
 def test_external_services_leave_their_groups_empty() -> None:
     inv = inventory.build(plan(_preset("external-db")))
-    assert _groups(inv) == {"app": ["chat1"], "database": [], "cache": []}
+    assert _groups(inv) == {"app": ["chat1"], "database": [], "backup": [], "cache": []}
 
 
 def test_host_vars_come_from_the_plan() -> None:

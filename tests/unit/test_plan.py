@@ -84,7 +84,7 @@ def test_split_places_components() -> None:
     assert {h.name: h.components for h in _plan("split").hosts} == {
         "app1": ["common", "tls", "egress", "app", "nginx"],
         "app2": ["common", "tls", "egress", "app", "nginx"],
-        "db1": ["common", "tls", "postgresql"],
+        "db1": ["common", "tls", "postgresql", "backup"],
         "cache1": ["common", "tls", "redis"],
     }
 

@@ -25,7 +25,7 @@ from selfhost.models import Host, Profile, all_hosts
 from selfhost.plan import Plan
 
 #: inventory group -> the Plan component that puts a host in it
-GROUPS = {"app": "app", "database": "postgresql", "cache": "redis"}
+GROUPS = {"app": "app", "database": "postgresql", "backup": "backup", "cache": "redis"}
 #: host vars taken from a sandbox's inventory for each guest
 _SANDBOX_VARS = ("ansible_ssh_private_key_file", "ansible_ssh_common_args",
                  "ansible_python_interpreter")

@@ -14,11 +14,17 @@ with ``name``, ``address``, ``release``, ``pid``, ``state``), ``ssh_key``,
 ``known_hosts``, ``inventory`` (Ansible YAML), ``bridge_address`` (also the apt
 proxy, see ``apt_proxy``) and ``ssh_command(guest, *argv)``.
 
-Guests reach only the host's bridge address (apt-cacher-ng on port 3142) and each
-other: they have no default route. State lives under ``/var/lib/selfhost/sandbox``
-(``$SELFHOST_SANDBOX_DIR``), caches under ``/var/cache/selfhost``
-(``$SELFHOST_CACHE_DIR``), the subnet is ``$SELFHOST_SANDBOX_SUBNET`` (a private /24,
-default 10.213.47.0/24). Everything needs root.
+Guests reach only the host's bridge address (apt-cacher-ng on port 3142, which
+serves the Debian archives and refuses anything else) and each other: they have no
+default route. Each guest boots in a cgroup of its own.
+
+Environment: state lives under ``/var/lib/selfhost/sandbox`` (``$SELFHOST_SANDBOX_DIR``),
+caches under ``/var/cache/selfhost`` (``$SELFHOST_CACHE_DIR``); the subnet is
+``$SELFHOST_SANDBOX_SUBNET`` (a private /24, default 10.213.47.0/24); the bridge is
+``selfhost-sb0`` for the default state dir and ``shsb-<hash>`` for any other
+(``$SELFHOST_SANDBOX_BRIDGE``); the mirror is the one in this machine's apt sources
+(``$SELFHOST_DEBIAN_MIRROR``). Two state dirs need two different subnets. Everything
+needs root.
 """
 
 from selfhost.sandbox.lifecycle import down, down_all, list_sandboxes, load, up
