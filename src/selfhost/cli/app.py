@@ -8,6 +8,7 @@ from typing import Any
 import click
 
 from selfhost import __version__
+from selfhost.cli.commands import ALL
 from selfhost.errors import ExitCode, SelfhostError
 
 
@@ -39,15 +40,8 @@ def main() -> None:
     """
 
 
-def _register() -> None:
-    # Imported here so each command module stays independent of this one.
-    from selfhost.cli import commands
-
-    for command in commands.ALL:
-        main.add_command(command)
-
-
-_register()
+for _command in ALL:
+    main.add_command(_command)
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())

@@ -23,7 +23,7 @@ def _day(value: datetime | None) -> date:
     return value.date() if value is not None else today()
 
 
-@click.group()
+@click.group(short_help="The GDPR Art. 28 subprocessor list: render, diff, batch, signatures.")
 def subprocessors() -> None:
     """The deployment's GDPR Art. 28 subprocessor list, built from its plan."""
 

@@ -15,10 +15,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from selfhost.plan import AI_PROVIDER_HOSTS, Endpoint, Plan, PlanHost
 
-CheckComponent = Literal["postgresql", "redis", "nginx", "app", "egress", "host"]
+CheckComponent = Literal["postgresql", "backup", "redis", "nginx", "app", "egress", "host"]
 #: the order the summary lists components in
-COMPONENTS: tuple[CheckComponent, ...] = ("host", "postgresql", "redis", "egress", "app",
-                                          "nginx")
+COMPONENTS: tuple[CheckComponent, ...] = ("host", "postgresql", "backup", "redis", "egress",
+                                          "app", "nginx")
 
 DEPLOYMENT_RECORD = "/etc/backend-chat/deployment.json"
 APP_UNIT = "backend-chat.service"
@@ -71,6 +71,8 @@ TLS_KEY = "/etc/backend-chat/tls/server.key"
 NGINX_TLS_KEY = "/etc/nginx/tls/server.key"
 REDIS_TLS_KEY = "/etc/redis/tls/server.key"
 FIX_REDEPLOY = "run `selfhost deploy PROFILE` again; it restores the Plan's setting"
+BACKUP_TIMER = "backend-chat-backup.timer"
+BACKUP_KEY = "/etc/backend-chat/backup.key"
 
 
 class Check(BaseModel):
@@ -112,6 +114,8 @@ def generate(plan: Plan, direct_targets: Mapping[str, Endpoint] | None = None) -
         out += _host_checks(plan, host)
         if "postgresql" in host.components:
             out += _postgresql_checks(plan, host)
+        if "backup" in host.components:
+            out += _backup_checks(plan, host)
         if "redis" in host.components:
             out += _redis_checks(plan, host)
         if "app" in host.components:
@@ -137,6 +141,8 @@ def _secret_files(plan: Plan, host: PlanHost) -> list[str]:
         files.append(TLS_KEY)
     if "redis" in host.components and plan.cache.tls:
         files.append(REDIS_TLS_KEY)
+    if "backup" in host.components and plan.backups.get("encrypted"):
+        files.append(BACKUP_KEY)
     return files
 
 
@@ -192,6 +198,21 @@ def _host_checks(plan: Plan, host: PlanHost) -> list[Check]:
                           fix="stop the extra service or bind it to 127.0.0.1",
                           ports=ports))
     return out
+
+
+# -- backups -------------------------------------------------------------------------
+
+def _backup_checks(plan: Plan, host: PlanHost) -> list[Check]:
+    directory = str(plan.backups["directory"])
+    return [
+        _check(host, "backup", "timer", "daily database backups are scheduled",
+               f"{BACKUP_TIMER} enabled and active", unit=BACKUP_TIMER,
+               fix="run `selfhost deploy PROFILE`; `systemctl status "
+               f"{BACKUP_TIMER}` on the host shows why it is not active"),
+        _check(host, "backup", "directory", "the backup directory is private to root",
+               f"{directory}: a directory, mode 0700, owner root", path=directory,
+               fix=f"`chmod 0700 {directory}` and `chown root:root {directory}`"),
+    ]
 
 
 # -- PostgreSQL ----------------------------------------------------------------------

@@ -123,6 +123,24 @@ def exposed_ports(check: Check, facts: Facts) -> Outcome:
                    f"(all: {', '.join(map(str, public))})")
     return ok(f"ports {', '.join(map(str, public))}")
 
+# -- backups ---------------------------------------------------------------------------
+
+def backup_timer(check: Check, facts: Facts) -> Outcome:
+    unit = check.params["unit"]
+    active, state = unit_active(facts, unit)
+    enabled = section(facts, "units").get(unit, {}).get("UnitFileState")
+    if not active or enabled != "enabled":
+        return bad(f"{state}, unit file {enabled or 'unknown'}")
+    return ok(f"{state}, enabled")
+
+
+def backup_directory(check: Check, facts: Facts) -> Outcome:
+    st = section(facts, "files").get(check.params["path"], {})
+    if not st.get("dir") or st.get("mode") != "0700" or st.get("owner") != "root":
+        return bad(describe_stat(st))
+    return ok(describe_stat(st))
+
+
 # -- app -------------------------------------------------------------------------------
 
 def app_unit(check: Check, facts: Facts) -> Outcome:
@@ -240,6 +258,8 @@ EVALUATORS: dict[str, Evaluator] = {
     "host.sysctl": host_sysctl,
     "host.deployment_record": host_deployment_record,
     "host.secret_files": host_secret_files,
+    "backup.timer": backup_timer,
+    "backup.directory": backup_directory,
     "host.exposed_ports": exposed_ports,
     "nginx.exposed_ports": exposed_ports,
     "app.unit": app_unit,

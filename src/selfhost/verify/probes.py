@@ -44,6 +44,9 @@ def host_spec(plan: Plan, host: PlanHost, checks: list[Check]) -> dict[str, Any]
     procs: list[str] = []
     if "postgresql" in host.components:
         spec["postgresql"] = None
+    if "backup" in host.components:
+        unit_props[by_id["backup.timer"].params["unit"]] = [*UNIT_PROPS, "UnitFileState"]
+        stat_paths.append(by_id["backup.directory"].params["path"])
     if "redis" in host.components:
         spec["redis_server"] = {"conf": REDIS_CONF, "ca": CA_CERT_PATH,
                                 **{k: by_id["redis.noauth_ping"].params[k]
