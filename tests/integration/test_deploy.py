@@ -182,6 +182,21 @@ def test_record_beside_the_profile(deployed: Deployed, case: tuple[str, str]) ->
     assert getattr(rec, "profile_fingerprint", None) == deployment.plan.profile_fingerprint
 
 
+@pytest.mark.parametrize("case", [c for c in CASES if c[1] in ("air-gapped", "split")],
+                         ids=_ids)
+def test_check_after_deploy_predicts_no_change(redeployed: Deployed,
+                                               case: tuple[str, str]) -> None:
+    deployment = redeployed(*case)
+    deployment.require()
+    result = CliRunner().invoke(main, ["deploy", str(deployment.profile_path), "--check",
+                                       "--sandbox", deployment.box.name],
+                                env=env_without_secrets())
+    changed = [line for line in result.output.splitlines() if line.startswith("changed ")]
+    assert (result.exit_code, "subprocessors: unchanged since the last deployment"
+            in result.output, "dry run finished" in result.output, changed) == (
+        0, True, True, [])
+
+
 # -- what the hosts do -------------------------------------------------------------
 
 def _app_hosts(deployment: Deployment) -> list[tuple[str, str]]:

@@ -49,3 +49,9 @@ def test_plain_env_uses_the_linear_strategy() -> None:
 def test_both_engines_read_the_playbooks_config_and_pipeline(engine: str) -> None:
     env = ansible_env(engine, Path("/a/ansible.cfg"))  # type: ignore[arg-type]
     assert (env["ANSIBLE_CONFIG"], env["ANSIBLE_PIPELINING"]) == ("/a/ansible.cfg", "True")
+
+
+@pytest.mark.parametrize("engine", ["mitogen", "plain"])
+def test_both_engines_check_host_keys(engine: str) -> None:
+    # ansible-runner would otherwise set ANSIBLE_HOST_KEY_CHECKING=False
+    assert ansible_env(engine, Path("/a/ansible.cfg"))["ANSIBLE_HOST_KEY_CHECKING"] == "True"  # type: ignore[arg-type]

@@ -2,10 +2,19 @@
 
 Public API::
 
-    deploy(profile_path, DeployOptions(...), reporter=..., confirm=..., say=...)
-        -> DeployResult
+    deploy(profile_path, DeployOptions(inventory=, sandbox=, check=, limit=, yes=,
+           engine=, timeout=, passphrase=, key_file=, keep_artifacts=),
+           reporter=, confirm=, say=) -> DeployResult
+    prepare(profile_path, DeployOptions) -> Prepared   (inventory, extra vars, secret env)
+    selfhost.deploy.demo.run_demo(preset, release, workdir, ...) -> DemoResult
+
+Modules: ``service`` (the flow), ``runner`` (the only user of ansible_runner),
+``launcher`` (secrets into ansible-playbook's environment), ``inventory``,
+``secrets_env``, ``engine`` (Mitogen or plain), ``events``/``progress`` (what is
+shown), ``redact`` (hiding and finding secret values), ``record``/``delta`` (the
+deployment record and the subprocessor change).
 """
 
-from selfhost.deploy.service import DeployOptions, DeployResult, deploy
+from selfhost.deploy.service import DeployOptions, DeployResult, Prepared, deploy, prepare
 
-__all__ = ["DeployOptions", "DeployResult", "deploy"]
+__all__ = ["DeployOptions", "DeployResult", "Prepared", "deploy", "prepare"]

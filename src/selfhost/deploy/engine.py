@@ -49,6 +49,9 @@ def ansible_env(engine: Engine, config: Path) -> dict[str, str]:
         "ANSIBLE_CONFIG": str(config),
         "ANSIBLE_PIPELINING": "True",
         "ANSIBLE_NOCOLOR": "True",
+        # ansible-runner turns host key checking off unless told otherwise; a
+        # deployment must never trust a host it cannot authenticate.
+        "ANSIBLE_HOST_KEY_CHECKING": "True",
     }
     if engine == "mitogen":
         env["ANSIBLE_STRATEGY_PLUGINS"] = str(mitogen_strategy_dir())
