@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from selfhost.deploy import inventory
+from selfhost.deploy.service import DeployOptions, resolve_target
 from selfhost.errors import InvalidInput
 from selfhost.models import Profile
 from selfhost.paths import preset_path
@@ -130,3 +131,10 @@ all:
                               "ansible_ssh_common_args": "-o UserKnownHostsFile=/k/known_hosts",
                               "ansible_python_interpreter": "/usr/bin/python3",
                               "ansible_user": "root"}}
+
+
+@pytest.mark.parametrize("preset", ["air-gapped", "split"])
+def test_deploy_refuses_a_presets_documentation_address(preset: str) -> None:
+    with pytest.raises(InvalidInput, match=r"hosts\.app\.0\.address: 192\.0\.2\.1\d is a "
+                       r"documentation address"):
+        resolve_target(_preset(preset), DeployOptions(), preset_path(preset))

@@ -6,6 +6,7 @@ inventory, extra vars, secret environment -> ansible-runner -> record.
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -81,7 +82,45 @@ class Target:
     inventory: dict[str, Any]
 
 
-def resolve_target(profile: Profile, options: DeployOptions) -> Target:
+#: RFC 5737 documentation networks: the presets' placeholder addresses. No real
+#: host has one, so connecting there would only send traffic somewhere unknown.
+_DOCUMENTATION_NETS = tuple(ipaddress.ip_network(n) for n in (
+    "192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24", "2001:db8::/32"))
+
+
+def _refuse_placeholders(target: Target, source: Path | None) -> Target:
+    names = [h.name for h in target.profile.hosts.app]
+    paths = {h.name: f"hosts.app.{i}.address" for i, h in enumerate(target.profile.hosts.app)}
+    for role in ("database", "cache"):
+        host = getattr(target.profile.hosts, role)
+        if host is not None:
+            paths[host.name] = f"hosts.{role}.address"
+            names.append(host.name)
+    for name in names:
+        address = str(target.inventory["all"]["hosts"][name].get("ansible_host", ""))
+        try:
+            placeholder = any(ipaddress.ip_address(address) in net
+                              for net in _DOCUMENTATION_NETS)
+        except ValueError:
+            continue
+        if placeholder:
+            where = f"{source}: " if source else ""
+            raise InvalidInput(
+                f"{where}{paths[name]}: {address} is a documentation address (RFC 5737), a "
+                f"placeholder of the presets, not host {name}'s real address (set it: "
+                f"`selfhost init --force --set {paths[name]}=ADDRESS`, give --inventory "
+                "FILE, or deploy onto a sandbox with --sandbox NAME)")
+    return target
+
+
+def resolve_target(profile: Profile, options: DeployOptions,
+                   source: Path | None = None) -> Target:
+    """Where the Plan's hosts really are; never a preset's placeholder address.
+    ``source`` is the profile's file, named in errors."""
+    return _refuse_placeholders(_resolve_target(profile, options), source)
+
+
+def _resolve_target(profile: Profile, options: DeployOptions) -> Target:
     if options.inventory is not None and options.sandbox is not None:
         raise InvalidInput("--inventory and --sandbox both say where the hosts are; give one")
     if options.sandbox is not None:
@@ -179,7 +218,7 @@ class Prepared:
 def prepare(profile_path: Path, options: DeployOptions) -> Prepared:
     """Profile, secrets and PKI -> inventory, extra vars and the secret environment."""
     playbook = playbook_path()
-    target = resolve_target(load_profile(profile_path), options)
+    target = resolve_target(load_profile(profile_path), options, profile_path)
     secrets: Secrets = load_secrets(profile_path, options.passphrase, options.key_file)
     values = {name: secrets[name] for name in secrets}
     material = _pki(profile_path, target, values)

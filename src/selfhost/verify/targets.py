@@ -79,7 +79,8 @@ def resolve(profile_path: Path, *, inventory: Path | None = None,
     if inventory is not None and sandbox is not None:
         raise InvalidInput("--inventory and --sandbox both say where the hosts are; give one")
     profile = load_profile(profile_path)
-    target = resolve_target(profile, DeployOptions(inventory=inventory, sandbox=sandbox))
+    target = resolve_target(profile, DeployOptions(inventory=inventory, sandbox=sandbox),
+                            profile_path)
     hostvars: dict[str, dict[str, Any]] = target.inventory["all"]["hosts"]
     targets = [_ssh_target(h.name, hostvars[h.name]) for h in target.plan.hosts]
     extra: list[Endpoint] = []
