@@ -28,10 +28,11 @@ def _deploy(*args: str) -> Result:
     return CliRunner().invoke(main, ["deploy", *args])
 
 
-def _profile(tmp_path: Path, key_file: Path, preset: str) -> Path:
+def _profile(tmp_path: Path, key_file: Path, preset: str,
+             sets: tuple[str, ...] = ()) -> Path:
     output = tmp_path / f"{preset}.yaml"
-    run_init(InitRequest(output=output, preset=preset, key_file=key_file, environ=SUPPLIED),
-             None, None)
+    run_init(InitRequest(output=output, preset=preset, key_file=key_file, environ=SUPPLIED,
+                         sets=sets), None, None)
     return output
 
 
@@ -68,6 +69,13 @@ def test_unknown_sandbox_says_how_to_create_it(tmp_path: Path, key_file: Path,
     assert (result.exit_code, "selfhost sandbox up --name nosuch" in result.output) == (2, True)
 
 
+def test_presets_documentation_address_is_refused(tmp_path: Path, key_file: Path) -> None:
+    profile = _profile(tmp_path, key_file, "air-gapped")
+    result = _deploy(str(profile), "--key-file", str(key_file), "--yes")
+    assert (result.exit_code, "hosts.app.0.address: 192.0.2.10 is a documentation address"
+            in result.output) == (2, True)
+
+
 def test_inventory_with_other_host_names_is_refused(tmp_path: Path, key_file: Path) -> None:
     profile = _profile(tmp_path, key_file, "air-gapped")
     hosts = tmp_path / "hosts.yml"
@@ -78,7 +86,8 @@ def test_inventory_with_other_host_names_is_refused(tmp_path: Path, key_file: Pa
 
 
 def test_wrong_key_file_is_a_secrets_error(tmp_path: Path, key_file: Path) -> None:
-    profile = _profile(tmp_path, key_file, "air-gapped")
+    # a real (loopback) address: the presets' documentation addresses stop earlier
+    profile = _profile(tmp_path, key_file, "air-gapped", ("hosts.app.0.address=127.0.0.1",))
     other = tmp_path / "other.key"
     other.write_bytes(b"x" * 32)
     result = _deploy(str(profile), "--key-file", str(other))
@@ -86,7 +95,7 @@ def test_wrong_key_file_is_a_secrets_error(tmp_path: Path, key_file: Path) -> No
 
 
 def test_list_change_without_terminal_or_yes_is_aborted(tmp_path: Path, key_file: Path) -> None:
-    profile = _profile(tmp_path, key_file, "us-openai")
+    profile = _profile(tmp_path, key_file, "us-openai", ("hosts.app.0.address=127.0.0.1",))
     the_plan = plan(load_profile(profile))
     previous = build_document(plan(load_profile(preset_path("air-gapped"))), on=today())
     write_list(list_path(profile, the_plan.customer.id), previous)

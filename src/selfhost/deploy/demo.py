@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from selfhost import sandbox
+from selfhost.atomic import write_atomic
 from selfhost.deploy.service import (
     Confirm,
     DeployOptions,
@@ -27,7 +28,7 @@ from selfhost.errors import InvalidInput
 from selfhost.init import InitRequest, run_init
 from selfhost.models import all_hosts
 from selfhost.paths import preset_names, preset_path
-from selfhost.profile_io import load_profile, write_atomic
+from selfhost.profile_io import load_profile
 from selfhost.subprocessors.render import EXTENSIONS, FORMATS, render_profile, today
 from selfhost.verify import VerifyResult, verify
 

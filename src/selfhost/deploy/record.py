@@ -14,9 +14,9 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from selfhost.atomic import write_atomic
 from selfhost.errors import InvalidInput
 from selfhost.plan import Endpoint, Plan, ThirdParty
-from selfhost.profile_io import write_atomic
 from selfhost.subprocessors.document import SubprocessorList, from_json
 
 RECORD_NAME = "deployment.json"

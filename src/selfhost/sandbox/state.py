@@ -23,6 +23,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from selfhost.atomic import write_atomic
 from selfhost.errors import SelfhostError
 
 STATE_DIR_ENV = "SELFHOST_SANDBOX_DIR"
@@ -151,9 +152,7 @@ def locked(path: Path, *, remove_when_done: bool = False) -> Iterator[Lock]:
 def write_json(path: Path, data: dict[str, Any]) -> None:
     """Replace ``path`` atomically so a reader never sees half a record."""
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    write_atomic(path, (json.dumps(data, indent=2, sort_keys=True) + "\n").encode())
 
 
 def _read_json(path: Path) -> dict[str, Any] | None:

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from selfhost.profile_io import write_atomic
+from selfhost.atomic import write_atomic
 from selfhost.verify.checks import COMPONENTS, Check
 from selfhost.verify.egress_log import Destination, iso_time
 
