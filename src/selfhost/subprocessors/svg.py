@@ -18,9 +18,10 @@ _HOST_LINE = 20
 #: the components a host box shows, in this order (common and tls are on every host)
 _COMPONENT_NAMES = {
     "nginx": "nginx (TLS, web)",
-    "app": "backend.chat app",
+    "app": "application",
     "egress": "egress proxy (allowlist)",
     "postgresql": "PostgreSQL (database)",
+    "backup": "encrypted backups (local)",
     "redis": "Redis (cache)",
 }
 
