@@ -291,7 +291,7 @@ def _topology_rules(p: Profile) -> list[tuple[str, str]]:
         if p.cache.mode == "external" and p.hosts.cache is not None:
             out.append(("hosts.cache", "the cache is external, so no cache host is "
                         "deployed (remove hosts.cache)"))
-    names = [h.name for h in _all_hosts(p)]
+    names = [h.name for h in all_hosts(p)]
     for dup in sorted({n for n in names if names.count(n) > 1}):
         out.append(("hosts", f"host name {dup!r} is used twice (give each host its own name)"))
     return out
@@ -311,7 +311,8 @@ def _acme_rules(acme: Acme) -> list[tuple[str, str]]:
     return []
 
 
-def _all_hosts(p: Profile) -> list[Host]:
+def all_hosts(p: Profile) -> list[Host]:
+    """The profile's hosts in plan order: app hosts, then database, then cache."""
     hosts = list(p.hosts.app)
     hosts += [h for h in (p.hosts.database, p.hosts.cache) if h is not None]
     return hosts
@@ -383,10 +384,6 @@ def _is_ip(value: str) -> bool:
         return False
     return True
 
-
-def all_hosts(profile: Profile) -> list[Host]:
-    """The profile's hosts in plan order: app hosts, then database, then cache."""
-    return _all_hosts(profile)
 
 
 def _profile_model(exc: ValidationError) -> type[BaseModel] | None:
