@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import importlib.util
 import secrets
+from collections.abc import Callable
 from pathlib import Path
+from types import ModuleType
 
 import pytest
+
+from selfhost.paths import ANSIBLE_DIR
 
 
 @pytest.fixture
@@ -25,3 +30,19 @@ def _no_selfhost_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in list(os.environ):
         if name.startswith("SELFHOST_") and name != "SELFHOST_FAIL_ON_SKIP":
             monkeypatch.delenv(name)
+
+
+@pytest.fixture(scope="session")
+def role_module() -> Callable[[str, str], ModuleType]:
+    """``load(role, name)``: an Ansible module of a role's ``library/``, imported from
+    its file (the roles' modules are not a package), so its functions can be tested."""
+    def load(role: str, name: str) -> ModuleType:
+        path = ANSIBLE_DIR / "roles" / role / "library" / f"{name}.py"
+        spec = importlib.util.spec_from_file_location(name, path)
+        assert spec is not None
+        assert spec.loader is not None
+        loaded = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(loaded)
+        return loaded
+
+    return load

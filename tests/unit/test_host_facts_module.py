@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import importlib.util
+from collections.abc import Callable
 from types import ModuleType
 
 import pytest
-
-from selfhost.paths import ANSIBLE_DIR
 
 DPKG_QUERY = (
     "installed\tnginx\n"
@@ -23,14 +21,8 @@ LINK_LOCAL = "fe80000000000000021122fffe334455 02 40 20 80     eth0\n"
 
 
 @pytest.fixture(scope="module")
-def module() -> ModuleType:
-    path = ANSIBLE_DIR / "roles" / "common" / "library" / "selfhost_host_facts.py"
-    spec = importlib.util.spec_from_file_location("selfhost_host_facts", path)
-    assert spec is not None
-    assert spec.loader is not None
-    loaded = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(loaded)
-    return loaded
+def module(role_module: Callable[[str, str], ModuleType]) -> ModuleType:
+    return role_module("common", "selfhost_host_facts")
 
 
 def test_only_fully_installed_packages_count(module: ModuleType) -> None:

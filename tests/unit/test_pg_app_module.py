@@ -5,25 +5,17 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import importlib.util
+from collections.abc import Callable
 from types import ModuleType
 
 import pytest
-
-from selfhost.paths import ANSIBLE_DIR
 
 SALT = bytes(range(16))
 
 
 @pytest.fixture(scope="module")
-def module() -> ModuleType:
-    path = ANSIBLE_DIR / "roles" / "postgresql" / "library" / "selfhost_pg_app.py"
-    spec = importlib.util.spec_from_file_location("selfhost_pg_app", path)
-    assert spec is not None
-    assert spec.loader is not None
-    loaded = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(loaded)
-    return loaded
+def module(role_module: Callable[[str, str], ModuleType]) -> ModuleType:
+    return role_module("postgresql", "selfhost_pg_app")
 
 
 def _reference(password: str, salt: bytes, iterations: int) -> str:
