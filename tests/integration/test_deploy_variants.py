@@ -5,6 +5,8 @@ with sudo, reached through ``--inventory FILE`` as a customer would.
 The certificate chain is the customer's: a root CA made here (trusted on the host,
 as a corporate CA would be), an intermediate and the server certificate. The
 deploy, the no-op redeploy and ``selfhost verify`` all go through the sudo user.
+Last, the profile turns backups off: the deploy names the backup component it
+leaves in place.
 """
 
 from __future__ import annotations
@@ -17,14 +19,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
-from deploy_support import PASSPHRASE, SUPPLIED, secret_values, ssh
+from deploy_support import PASSPHRASE, SUPPLIED, env_without_secrets, secret_values, ssh
 from ruamel.yaml import YAML
 
 from conftest import SandboxFactory
+from selfhost.cli.app import main
 from selfhost.deploy import DeployOptions, DeployResult, deploy
 from selfhost.deploy.demo import address_sets
 from selfhost.deploy.redact import Redactor, scan
@@ -215,3 +219,30 @@ def test_verify_through_the_sudo_user_passes(variant: Variant) -> None:
     result = variant.verify()
     assert [f"{r.check.id}: {r.found}" for r in result.failures] == []
 
+
+
+# -- last: the profile drops a component (these tests change the deployment) ---------
+
+@pytest.fixture(scope="module")
+def dropped_backups(variant: Variant) -> str:
+    """The output of a deploy after the profile turned backups off."""
+    yaml = YAML()
+    data = yaml.load(variant.profile.read_text())
+    data["backups"] = {"enabled": False}
+    with variant.profile.open("w") as out:
+        yaml.dump(data, out)
+    result = CliRunner().invoke(main, ["deploy", str(variant.profile), "--inventory",
+                                       str(variant.inventory), "--yes"],
+                                env=env_without_secrets())
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def test_a_dropped_component_is_named(dropped_backups: str) -> None:
+    assert "note: chat1: backup is no longer part of the deployment" in dropped_backups
+
+
+def test_a_dropped_component_is_left_in_place(variant: Variant, dropped_backups: str) -> None:
+    out = _must(variant.box, variant.box.guests[0].name, "systemctl", "is-enabled",
+                "backend-chat-backup.timer")
+    assert out.strip() == "enabled"

@@ -79,3 +79,31 @@ def test_switching_ai_provider_adds_and_removes() -> None:
 def test_delta_lines_mark_added_and_removed() -> None:
     delta = compare(build_document(_plan("air-gapped"), on=ON), _plan("us-openai"), ON)
     assert [line[:2] for line in delta.lines()] == ["+ ", "+ ", "+ "]
+
+
+def _left_behind(before: str | None, after: str) -> list[str]:
+    previous = record.from_plan(_plan(before), "1.2.3") if before else None
+    return record.left_behind(previous, _plan(after))
+
+
+def test_nothing_left_behind_by_the_first_deployment() -> None:
+    assert _left_behind(None, "air-gapped") == []
+
+
+def test_nothing_left_behind_by_the_same_plan() -> None:
+    assert _left_behind("split", "split") == []
+
+
+def test_local_services_dropped_for_external_ones_are_named() -> None:
+    assert [line.split(" is ")[0] for line in _left_behind("air-gapped", "external-db")] == [
+        "chat1: postgresql", "chat1: backup", "chat1: redis"]
+
+
+def test_hosts_dropped_from_the_profile_are_named_with_what_they_run() -> None:
+    assert _left_behind("split", "air-gapped")[-1] == (
+        "cache1 (192.0.2.31) is no longer in the profile; it was left as it was, still "
+        "running common, tls, redis")
+
+
+def test_components_gained_are_not_left_behind() -> None:
+    assert _left_behind("external-db", "air-gapped") == []

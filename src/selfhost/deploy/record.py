@@ -48,6 +48,29 @@ class DeploymentRecord(BaseModel):
         return [t.id for t in self.third_parties]
 
 
+def left_behind(previous: DeploymentRecord | None, plan: Plan) -> list[str]:
+    """What the last deployment put on hosts that the new Plan no longer uses.
+
+    A deploy never removes a component or touches a host the profile dropped: the
+    data there (a database, a cache) may not have moved yet. It says so instead.
+    """
+    if previous is None:
+        return []
+    now = {h.name: set(h.components) for h in plan.hosts}
+    out = []
+    for host in previous.hosts:
+        if host.name not in now:
+            out.append(f"{host.name} ({host.address}) is no longer in the profile; it was "
+                       f"left as it was, still running {', '.join(host.components)}")
+            continue
+        for component in host.components:
+            if component not in now[host.name]:
+                out.append(f"{host.name}: {component} is no longer part of the deployment; "
+                           "it was left installed with its data (remove it once nothing "
+                           "needs it)")
+    return out
+
+
 def state_dir(profile_path: Path, customer_id: str) -> Path:
     """``<profile dir>/.selfhost/<customer id>``: certificates and the record."""
     return profile_path.resolve().parent / ".selfhost" / customer_id

@@ -67,6 +67,8 @@ class DeployResult:
     delta: SubprocessorDelta
     #: the record written beside the profile (None for a dry run or a --limit run)
     record_path: Path | None
+    #: components and hosts of the last deployment that this Plan no longer uses
+    left_behind: list[str] = field(default_factory=list)
 
     @property
     def changed(self) -> int:
@@ -248,9 +250,13 @@ def deploy(profile_path: Path, options: DeployOptions, *,
     list_path = record.list_path(profile_path, customer)
     on = today()
     delta = compare(record.read_list(list_path), target.plan, on)
-    if say is not None and (options.check or delta.changes_list):
-        for line in delta.lines():
-            say(line)
+    leftovers = record.left_behind(record.read(rec_path), target.plan)
+    if say is not None:
+        if options.check or delta.changes_list:
+            for line in delta.lines():
+                say(line)
+        for line in leftovers:
+            say(f"note: {line}")
     _confirm_delta(delta, options, confirm)
 
     request = RunRequest(playbook=prepared.playbook, inventory=target.inventory,
@@ -278,4 +284,4 @@ def deploy(profile_path: Path, options: DeployOptions, *,
         record.write_list(list_path, build_document(target.plan, on=on))
     return DeployResult(profile_path=profile_path, plan=target.plan, check=options.check,
                         engine=engine, stats=outcome.stats, seconds=outcome.seconds,
-                        delta=delta, record_path=written)
+                        delta=delta, record_path=written, left_behind=leftovers)
