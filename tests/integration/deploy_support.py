@@ -187,27 +187,45 @@ def tls_context(deployment: Deployment, version: ssl.TLSVersion) -> ssl.SSLConte
     return context
 
 
-def https_get(deployment: Deployment, address: str, path: str,
-              version: ssl.TLSVersion = ssl.TLSVersion.TLSv1_3) -> tuple[int, Any, str]:
-    """GET over TLS ``version`` with the deployment's domain as SNI and Host; returns
-    (status, parsed JSON body or None, negotiated TLS version)."""
-    domain = deployment.plan.tls.domain
-    context = tls_context(deployment, version)
+@dataclass(frozen=True)
+class HttpsReply:
+    status: int
+    body: bytes
+    #: the TLS version negotiated
+    version: str
+    #: the server's certificate, DER
+    certificate: bytes
+
+
+def https_request(address: str, domain: str, context: ssl.SSLContext, path: str
+                  ) -> HttpsReply:
+    """GET ``path`` from ``address``:443 with ``domain`` as SNI and Host, the server
+    checked by ``context``."""
     with socket.create_connection((address, 443), timeout=15) as raw, \
             context.wrap_socket(raw, server_hostname=domain) as conn:
+        certificate = conn.getpeercert(binary_form=True) or b""
         conn.sendall(f"GET {path} HTTP/1.1\r\nHost: {domain}\r\nConnection: close\r\n\r\n"
                      .encode())
         data = b""
         while chunk := conn.recv(65536):
             data += chunk
-        negotiated = conn.version() or ""
+        version = conn.version() or ""
     head, _, body = data.partition(b"\r\n\r\n")
-    status = int(head.split(b" ", 2)[1])
+    return HttpsReply(status=int(head.split(b" ", 2)[1]), body=body, version=version,
+                      certificate=certificate)
+
+
+def https_get(deployment: Deployment, address: str, path: str,
+              version: ssl.TLSVersion = ssl.TLSVersion.TLSv1_3) -> tuple[int, Any, str]:
+    """GET over TLS ``version`` with the deployment's domain as SNI and Host; returns
+    (status, parsed JSON body or None, negotiated TLS version)."""
+    reply = https_request(address, deployment.plan.tls.domain,
+                          tls_context(deployment, version), path)
     try:
-        parsed = json.loads(body)
+        parsed = json.loads(reply.body)
     except ValueError:
         parsed = None
-    return status, parsed, negotiated
+    return reply.status, parsed, reply.version
 
 
 PROBE_EGRESS = """

@@ -29,6 +29,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+from deploy_support import https_request
 from ruamel.yaml import YAML
 
 from conftest import SandboxFactory
@@ -202,19 +203,10 @@ def _pebble_root(setup: AcmeSetup) -> str:
 def _served(setup: AcmeSetup, root: str) -> tuple[str, int, str]:
     """(serial of the served certificate, /healthz status, TLS version), verified
     against pebble's root and the domain."""
-    context = ssl.create_default_context(cadata=root)
-    with socket.create_connection((setup.app_address, 443), timeout=15) as raw, \
-            context.wrap_socket(raw, server_hostname=DOMAIN) as conn:
-        der = conn.getpeercert(binary_form=True)
-        assert der is not None
-        conn.sendall(f"GET /healthz HTTP/1.1\r\nHost: {DOMAIN}\r\nConnection: close\r\n\r\n"
-                     .encode())
-        data = b""
-        while chunk := conn.recv(65536):
-            data += chunk
-        version = conn.version() or ""
-    status = int(data.split(b" ", 2)[1])
-    return str(x509.load_der_x509_certificate(der).serial_number), status, version
+    reply = https_request(setup.app_address, DOMAIN, ssl.create_default_context(cadata=root),
+                          "/healthz")
+    return (str(x509.load_der_x509_certificate(reply.certificate).serial_number),
+            reply.status, reply.version)
 
 
 @pytest.fixture(scope="module")

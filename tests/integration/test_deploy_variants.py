@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-import socket
 import ssl
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +23,14 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
-from deploy_support import PASSPHRASE, SUPPLIED, env_without_secrets, secret_values, ssh
+from deploy_support import (
+    PASSPHRASE,
+    SUPPLIED,
+    env_without_secrets,
+    https_request,
+    secret_values,
+    ssh,
+)
 from ruamel.yaml import YAML
 
 from conftest import SandboxFactory
@@ -173,15 +179,6 @@ def variant(sandbox_factory: SandboxFactory, tmp_path_factory: pytest.TempPathFa
     return Variant(box, chain, profile, inventory, results[0], results[1], artifacts)
 
 
-def _served_certificate(address: str, trusted_root: str) -> bytes:
-    context = ssl.create_default_context(cadata=trusted_root)
-    with socket.create_connection((address, 443), timeout=15) as raw, \
-            context.wrap_socket(raw, server_hostname=DOMAIN) as conn:
-        der = conn.getpeercert(binary_form=True)
-    assert der is not None
-    return der
-
-
 def test_sudo_user_deploys(variant: Variant) -> None:
     assert {h: s.failed for h, s in variant.first.stats.items()} == {"chat1": 0}
 
@@ -192,8 +189,9 @@ def test_sudo_user_redeploy_changes_nothing(variant: Variant) -> None:
 
 def test_nginx_serves_the_customers_certificate(variant: Variant) -> None:
     # Only the customer's root is trusted here: a self-signed fallback would fail.
-    served = _served_certificate(variant.box.guests[0].address, variant.chain.root_pem)
-    assert served == variant.chain.server_der
+    reply = https_request(variant.box.guests[0].address, DOMAIN,
+                          ssl.create_default_context(cadata=variant.chain.root_pem), "/healthz")
+    assert reply.certificate == variant.chain.server_der
 
 
 def test_the_key_on_the_host_is_root_only(variant: Variant) -> None:
