@@ -22,7 +22,6 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
 from cryptography import x509
@@ -34,12 +33,12 @@ from ruamel.yaml import YAML
 
 from conftest import SandboxFactory
 from selfhost import pki
+from selfhost.deploy.inventory import read_hosts
 from selfhost.models import Profile
 from selfhost.paths import ANSIBLE_DIR, preset_path
 from selfhost.plan import Plan, plan
 from selfhost.profile_io import load_profile
 from selfhost.sandbox import Sandbox
-from selfhost.sandbox.inventory import group_name
 
 PEBBLE_PORT = 14000
 PEBBLE_MANAGEMENT_PORT = 15000
@@ -157,9 +156,7 @@ def acme(sandbox_factory: SandboxFactory, tmp_path_factory: pytest.TempPathFacto
 
 
 def _write_inventory(box: Sandbox, the_plan: Plan, path: Path) -> None:
-    base = YAML(typ="safe").load(box.inventory.read_text())
-    guests: dict[str, Any] = base["all"]["children"][group_name(box.name)]["hosts"]
-    connection = dict(guests[box.guests[0].name])
+    connection = read_hosts(box.inventory)[box.guests[0].name]
     connection.pop("selfhost_sandbox_release", None)
     host = the_plan.hosts[0]
     inventory = {"all": {

@@ -37,10 +37,10 @@ from conftest import SandboxFactory
 from selfhost.cli.app import main
 from selfhost.deploy import DeployOptions, DeployResult, deploy
 from selfhost.deploy.demo import address_sets
+from selfhost.deploy.inventory import read_hosts
 from selfhost.deploy.redact import Redactor, scan
 from selfhost.init import InitRequest, run_init
 from selfhost.sandbox import Sandbox
-from selfhost.sandbox.inventory import group_name
 from selfhost.verify import VerifyResult, verify
 
 pytestmark = pytest.mark.slow
@@ -126,14 +126,12 @@ def prepare_host(box: Sandbox, chain: Chain) -> None:
 def customer_inventory(box: Sandbox, path: Path) -> Path:
     """An Ansible YAML inventory naming the Plan's host, reached as the sudo user."""
     guest = box.guests[0]
-    yaml = YAML(typ="safe")
-    sandbox_vars = yaml.load(box.inventory.read_text())["all"]["children"][
-        group_name(box.name)]["hosts"][guest.name]
+    sandbox_vars = read_hosts(box.inventory)[guest.name]
     hostvars = {"ansible_host": guest.address, "ansible_user": USER,
                 "ansible_ssh_private_key_file": sandbox_vars["ansible_ssh_private_key_file"],
                 "ansible_ssh_common_args": sandbox_vars["ansible_ssh_common_args"]}
     with path.open("w") as out:
-        yaml.dump({"all": {"hosts": {"chat1": hostvars}}}, out)
+        YAML(typ="safe").dump({"all": {"hosts": {"chat1": hostvars}}}, out)
     return path
 
 
