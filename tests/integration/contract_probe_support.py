@@ -13,6 +13,7 @@ import signal
 import socket
 import socketserver
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -214,6 +215,32 @@ class FakeProxy(socketserver.ThreadingTCPServer):
     def __init__(self) -> None:
         super().__init__(("127.0.0.1", 0), FakeProxyHandler)
         self.seen: list[tuple[bytes, bytes]] = []
+        self._arrived = threading.Condition()
+
+    def record(self, request: bytes, data: bytes) -> None:
+        with self._arrived:
+            self.seen.append((request, data))
+            self._arrived.notify_all()
+
+    def mark(self) -> int:
+        """Where the log stands now: pass it to `wait_for` to see only later requests."""
+        with self._arrived:
+            return len(self.seen)
+
+    def wait_for(self, target: str, after: int, timeout: float = 30) -> tuple[bytes, bytes]:
+        """The first request for ``target`` (``host:port``) recorded after ``after``; an
+        earlier request for the same target, or one for another target, never counts."""
+        def match() -> tuple[bytes, bytes] | None:
+            return next((entry for entry in self.seen[after:]
+                         if entry[0].split(b" ")[1:2] == [target.encode()]), None)
+
+        with self._arrived:
+            self._arrived.wait_for(lambda: match() is not None, timeout=timeout)
+            found = match()
+            if found is None:
+                pytest.fail(f"no request for {target} reached the fake proxy within "
+                            f"{timeout:.0f} s; it saw {self.seen[after:]!r}", pytrace=False)
+            return found
 
 
 class FakeProxyHandler(socketserver.StreamRequestHandler):
@@ -226,8 +253,15 @@ class FakeProxyHandler(socketserver.StreamRequestHandler):
         status = server.answers.get(target, b"400 Bad Request")
         self.wfile.write(b"HTTP/1.1 " + status + b"\r\n\r\n")
         # Whatever arrives after the answer would be data sent through the tunnel.
+        self.wfile.flush()
         self.connection.settimeout(5)
-        server.seen.append((request, self.rfile.read()))
+        data = b""
+        try:
+            while chunk := self.rfile.read1(65536):
+                data += chunk
+        except TimeoutError:
+            pass  # the client kept the tunnel open: what it sent so far is what went through
+        server.record(request, data)
 
 
 

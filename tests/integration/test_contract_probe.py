@@ -16,7 +16,6 @@ import shutil
 import subprocess
 import tempfile
 import threading
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -206,8 +205,9 @@ def test_index_names_the_probe_and_links_healthz(start_probe: StartProbe,
             'href="/healthz"' in body) == (200, True, True)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def fake_proxy() -> Iterator[FakeProxy]:
+    # One per test: a test reads only the requests that its own probe sent.
     proxy = FakeProxy()
     thread = threading.Thread(target=proxy.serve_forever, daemon=True)
     thread.start()
@@ -238,11 +238,10 @@ def test_egress_reports_the_proxy_decision(egress_probe: Probe, host: str,
 
 def test_egress_opens_the_tunnel_without_sending_data(egress_probe: Probe,
                                                       fake_proxy: FakeProxy) -> None:
+    before = fake_proxy.mark()
     egress_probe.get("/egress?host=allowed.example&port=443")
-    deadline = time.monotonic() + 10
-    while not fake_proxy.seen and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert fake_proxy.seen[-1] == (b"CONNECT allowed.example:443 HTTP/1.1", b"")
+    request = fake_proxy.wait_for("allowed.example:443", after=before)
+    assert request == (b"CONNECT allowed.example:443 HTTP/1.1", b"")
 
 
 @pytest.mark.parametrize(("query", "headers", "expected"), [

@@ -16,6 +16,7 @@ import signal
 import ssl
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -335,11 +336,18 @@ def test_deploy_killed_half_way_converges_when_run_again(fresh_air_gapped: Deplo
     proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True, env=env_without_secrets())
     assert proc.stdout is not None
+    # A deploy that stops printing must not hang the test: the watchdog ends it.
+    watchdog = threading.Timer(600, proc.kill)
+    watchdog.start()
     results = 0
-    for line in proc.stdout:
-        results += line.startswith(("ok ", "changed "))
-        if results >= 12:
-            break
+    try:
+        for line in proc.stdout:
+            results += line.startswith(("ok ", "changed "))
+            if results >= 12:
+                break
+    finally:
+        watchdog.cancel()
+    assert results >= 12, "the deploy ended (or went silent) before it could be cut"
     for pid in reversed(_descendants(proc.pid)):
         # A short-lived child (an ssh, a dpkg) may have ended since it was listed.
         with contextlib.suppress(ProcessLookupError):

@@ -222,11 +222,13 @@ TAMPERINGS = [
            "sed -i 's/^protected-mode no/protected-mode yes/' /etc/redis/redis.conf && "
            "systemctl restart redis-server",
            "redis.protected_mode", "protected-mode no"),
+    # restart, not reload: `systemctl reload nginx` returns before the new workers
+    # serve, so a check right after it could still meet the old configuration.
     Tamper("nginx-tls12",
            "sed -i 's/ssl_protocols TLSv1.3;/ssl_protocols TLSv1.2 TLSv1.3;/' "
-           "/etc/nginx/conf.d/backend-chat.conf && systemctl reload nginx",
+           "/etc/nginx/conf.d/backend-chat.conf && systemctl restart nginx",
            "sed -i 's/ssl_protocols TLSv1.2 TLSv1.3;/ssl_protocols TLSv1.3;/' "
-           "/etc/nginx/conf.d/backend-chat.conf && systemctl reload nginx",
+           "/etc/nginx/conf.d/backend-chat.conf && systemctl restart nginx",
            "nginx.tls12_refused", "TLS 1.2 handshake accepted"),
     Tamper("env-world-readable", "chmod 0644 /etc/backend-chat/app.env",
            "chmod 0600 /etc/backend-chat/app.env", "app.env_file_mode", "mode 0644"),
@@ -275,65 +277,82 @@ def test_verify_passes_again_after_the_tamperings(air_gapped: Deployed) -> None:
 
 # -- the change path: us-openai -> AI disabled, no e-mail -> Anthropic --------------------
 
+@dataclass(frozen=True)
+class Step:
+    """One step of the change path, read off the hosts right after that step's deploy, so
+    a test sees its own step's state and never whatever a later step left on the hosts."""
+
+    preview: list[str]
+    failures: str
+    verified: bool
+    reconciliation: str
+    reconciled: bool
+    env_and_allowlist: str
+
+
+def _step(d: Deployed, *sets: str) -> Step:
+    init_profile(d.profile, "us-openai", *sets)
+    preview = deploy(d.profile, d.box, check=True).delta.lines()
+    deploy(d.profile, d.box)  # raises DeployFailed when a host fails
+    result, outcome = d.verify(), d.reconcile()
+    return Step(preview, failures(result), result.ok, outcome.report(), outcome.ok,
+                d.on_host("cut -d= -f1 /etc/backend-chat/app.env; "
+                          "grep dstdomain /etc/squid/squid.conf || true"))
+
+
 @pytest.fixture(scope="module")
 def change_path(deployments: Callable[[str], Deployed]) -> Deployed:
     # Runs after the preset tests: from here on the us-openai deployment changes.
     return deployments("us-openai")
 
 
-def _env_and_allowlist(d: Deployed) -> str:
-    return d.on_host("cut -d= -f1 /etc/backend-chat/app.env; "
-                     "grep dstdomain /etc/squid/squid.conf || true")
+@pytest.fixture(scope="module")
+def ai_disabled(change_path: Deployed) -> Step:
+    return _step(change_path, "ai.provider=disabled", "ai.models=[]", "email.provider=none")
 
 
-def test_change_path_removes_openai_and_sendgrid(change_path: Deployed) -> None:
-    init_profile(change_path.profile, "us-openai", "ai.provider=disabled", "ai.models=[]",
+@pytest.fixture(scope="module")
+def anthropic_added(ai_disabled: Step, change_path: Deployed) -> Step:
+    # Starts from the state ai_disabled left (it is requested first, so it has run).
+    return _step(change_path, "ai.provider=anthropic", "ai.models=[claude-3-haiku]",
                  "email.provider=none")
-    preview = deploy(change_path.profile, change_path.box, check=True)
-    assert preview.delta.lines() == ["- openai (OpenAI): removed",
-                                     "- sendgrid (SendGrid): removed"]
 
 
-def test_change_path_disabled_verifies(change_path: Deployed) -> None:
-    deploy(change_path.profile, change_path.box)
-    result = change_path.verify()
-    assert result.ok, failures(result)
+def test_change_path_removes_openai_and_sendgrid(ai_disabled: Step) -> None:
+    assert ai_disabled.preview == ["- openai (OpenAI): removed",
+                                   "- sendgrid (SendGrid): removed"]
 
 
-def test_change_path_disabled_reconciles(change_path: Deployed) -> None:
-    outcome = change_path.reconcile()
-    assert outcome.ok, outcome.report()
+def test_change_path_disabled_verifies(ai_disabled: Step) -> None:
+    assert ai_disabled.verified, ai_disabled.failures
+
+
+def test_change_path_disabled_reconciles(ai_disabled: Step) -> None:
+    assert ai_disabled.reconciled, ai_disabled.reconciliation
 
 
 @pytest.mark.parametrize("leftover", ["OPENAI_API_KEY", "SMTP_URL", "api.openai.com",
                                       "smtp.sendgrid.net"])
-def test_change_path_leaves_nothing_of_the_removed(change_path: Deployed,
-                                                   leftover: str) -> None:
-    assert leftover not in _env_and_allowlist(change_path)
+def test_change_path_leaves_nothing_of_the_removed(ai_disabled: Step, leftover: str) -> None:
+    assert leftover not in ai_disabled.env_and_allowlist
 
 
-def test_change_path_adds_anthropic(change_path: Deployed) -> None:
-    init_profile(change_path.profile, "us-openai", "ai.provider=anthropic",
-                 "ai.models=[claude-3-haiku]", "email.provider=none")
-    preview = deploy(change_path.profile, change_path.box, check=True)
-    assert preview.delta.lines() == ["+ anthropic (Anthropic): added"]
+def test_change_path_adds_anthropic(anthropic_added: Step) -> None:
+    assert anthropic_added.preview == ["+ anthropic (Anthropic): added"]
 
 
-def test_change_path_anthropic_verifies(change_path: Deployed) -> None:
-    deploy(change_path.profile, change_path.box)
-    result = change_path.verify()
-    assert result.ok, failures(result)
+def test_change_path_anthropic_verifies(anthropic_added: Step) -> None:
+    assert anthropic_added.verified, anthropic_added.failures
 
 
-def test_change_path_anthropic_reconciles(change_path: Deployed) -> None:
-    outcome = change_path.reconcile()
-    assert outcome.ok, outcome.report()
+def test_change_path_anthropic_reconciles(anthropic_added: Step) -> None:
+    assert anthropic_added.reconciled, anthropic_added.reconciliation
 
 
 @pytest.mark.parametrize(("wired", "present"), [
     ("ANTHROPIC_API_KEY", True), ("api.anthropic.com", True), ("OPENAI_API_KEY", False),
     ("api.openai.com", False), ("smtp.sendgrid.net", False),
 ])
-def test_change_path_wires_only_anthropic(change_path: Deployed, wired: str,
+def test_change_path_wires_only_anthropic(anthropic_added: Step, wired: str,
                                           present: bool) -> None:
-    assert (wired in _env_and_allowlist(change_path)) is present
+    assert (wired in anthropic_added.env_and_allowlist) is present
