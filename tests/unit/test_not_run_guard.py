@@ -1,0 +1,49 @@
+"""The run fails when a test was skipped, xfailed, xpassed or deselected under CI's flag."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+GUARD = (Path(__file__).parents[1] / "conftest.py").read_text()
+
+CASES = {
+    "skip": ("import pytest\n\n@pytest.mark.skip(reason='x')\ndef test_a():\n    pass\n"
+             "\ndef test_b():\n    pass\n", [], "1 skipped"),
+    "xfail": ("import pytest\n\n@pytest.mark.xfail(reason='x')\ndef test_a():\n"
+              "    assert False\n", [], "1 xfailed"),
+    "xpass": ("import pytest\n\n@pytest.mark.xfail(reason='x')\ndef test_a():\n"
+              "    pass\n", [], "1 xpassed"),
+    "deselect": ("def test_a():\n    pass\n\ndef test_b():\n    pass\n", ["-k", "test_a"],
+                 "1 deselected"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_a_test_that_did_not_run_fails_the_run(pytester: pytest.Pytester,
+                                               monkeypatch: pytest.MonkeyPatch,
+                                               case: str) -> None:
+    source, args, says = CASES[case]
+    monkeypatch.setenv("SELFHOST_FAIL_ON_SKIP", "1")
+    pytester.makeconftest(GUARD.replace('pytest_plugins = ["pytester"]', ""))
+    pytester.makepyfile(test_inner=source)
+    result = pytester.runpytest_subprocess(*args)
+    assert (result.ret, any(says in line and "FAILED" in line for line in result.outlines)) \
+        == (pytest.ExitCode.TESTS_FAILED, True)
+
+
+def test_a_clean_run_passes(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+                            ) -> None:
+    monkeypatch.setenv("SELFHOST_FAIL_ON_SKIP", "1")
+    pytester.makeconftest(GUARD.replace('pytest_plugins = ["pytester"]', ""))
+    pytester.makepyfile(test_inner="def test_a():\n    pass\n")
+    assert pytester.runpytest_subprocess().ret == pytest.ExitCode.OK
+
+
+def test_without_the_flag_a_skip_passes(pytester: pytest.Pytester,
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("SELFHOST_FAIL_ON_SKIP", raising=False)
+    pytester.makeconftest(GUARD.replace('pytest_plugins = ["pytester"]', ""))
+    pytester.makepyfile(test_inner=CASES["skip"][0])
+    assert pytester.runpytest_subprocess().ret == pytest.ExitCode.OK
