@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from selfhost import certs, secrets
+from selfhost import certs, inputs, secrets
 from selfhost.errors import SecretsError
 from selfhost.models import Profile
 
@@ -39,7 +39,7 @@ def tls_problems(profile: Profile, path: Path, now: datetime | None = None) -> l
         assert value is not None  # the model requires both in provided mode
         target = resolve(path, value)
         try:
-            target.read_bytes()
+            inputs.read_bytes(target, inputs.PEM_LIMIT)
         except OSError as exc:
             out.append(Problem(field, f"cannot read {target} ({exc.strerror or exc}) (check "
                                "the path; relative paths start at the profile's directory)"))

@@ -25,16 +25,14 @@ from datetime import date
 from pathlib import Path
 from typing import Any, Literal
 
-from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
-from ruamel.yaml.error import YAMLError
 
-from selfhost import questions
+from selfhost import inputs, questions
 from selfhost.errors import InvalidInput, SelfhostError
 from selfhost.init import parse_set, refuse_secret_key
 from selfhost.paths import PROFILES_DIR
 from selfhost.plan import plan
-from selfhost.profile_io import LineMap, load_profile_data, model_findings
+from selfhost.profile_io import LineMap, load_profile_data, load_yaml, model_findings
 from selfhost.subprocessors.document import build_document
 from selfhost.subprocessors.files import write_file
 from selfhost.subprocessors.render import EXTENSIONS, Format, render
@@ -92,10 +90,10 @@ class _Job:
 
 def read_prospects(path: Path) -> list[Prospect]:
     try:
-        text = path.read_text(encoding="utf-8-sig")
+        text = inputs.read_text(path, inputs.TEXT_LIMIT, encoding="utf-8-sig")
     except OSError as exc:
-        raise InvalidInput(f"{path}: cannot read the prospects file ({exc.strerror})") \
-            from None
+        raise InvalidInput(f"{path}: cannot read the prospects file ({exc.strerror}; give "
+                           "the path of a CSV or YAML file)") from None
     except UnicodeDecodeError:
         raise InvalidInput(f"{path}: not UTF-8 text (save the file as UTF-8 CSV)") from None
     if path.suffix.lower() == ".csv":
@@ -131,10 +129,7 @@ def _read_csv(text: str, path: Path) -> list[Prospect]:
 
 
 def _read_yaml(text: str, path: Path) -> list[Prospect]:
-    try:
-        data = YAML(typ="rt").load(text)
-    except YAMLError as exc:
-        raise InvalidInput(f"{path}: not valid YAML ({exc})") from None
+    data = load_yaml(text, str(path))
     if not isinstance(data, CommentedSeq):
         raise InvalidInput(f"{path}:1: expected a list of prospects (- preset: us-openai\\n"
                            "  customer.name: ...)")
