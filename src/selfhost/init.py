@@ -311,6 +311,12 @@ def _gather_secrets(profile: Profile, request: InitRequest, ask: Ask | None,
             result.supplied.append(spec.name)
         else:
             unsupplied.append(spec.name)
+        if spec.name in values and spec.source == "supplied" and any(
+                ord(c) < 32 or ord(c) == 127 for c in values[spec.name]):
+            # It goes into the app's environment file, where a newline ends the value.
+            raise InvalidInput(f"{spec.name}: the value contains a newline or another "
+                               f"control character (give the credential alone, e.g. "
+                               f"{variable}=\"$(tr -d '\\n' < FILE)\")")
     if unsupplied:
         raise ValidationFailed([
             f"{name}: this third-party secret is not supplied (set the environment variable "

@@ -20,6 +20,7 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    field_validator,
     model_validator,
 )
 
@@ -27,17 +28,20 @@ from selfhost import validation
 from selfhost.residency import RESIDENCY_CODES, is_us
 from selfhost.validation import CrossFieldErrors
 
-_LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
-_EMAIL = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+"
+# Matched with fullmatch: ``re.match(...$)`` would accept a trailing newline.
+_LABEL = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)")
+_EMAIL = re.compile(r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+"
                     r"@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
-                    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$")
-_SLUG = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$")
+                    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+")
+_SLUG = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?")
+#: C0 and C1 controls, DEL and the Unicode line and paragraph separators
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 
 def _hostname(value: str) -> str:
     """RFC 1123 host name; single-label names are valid (``db``, ``app1``)."""
     name = value[:-1] if value.endswith(".") else value
-    if not name or len(name) > 253 or not all(_LABEL.match(p) for p in name.split(".")):
+    if not name or len(name) > 253 or not all(_LABEL.fullmatch(p) for p in name.split(".")):
         raise ValueError(
             f"{value!r} is not a valid host name (RFC 1123: labels of letters, digits and "
             "hyphens, 1-63 characters, not starting or ending with a hyphen)"
@@ -53,7 +57,7 @@ def _host_or_ip(value: str) -> str:
 
 
 def _email(value: str) -> str:
-    if not _EMAIL.match(value) or len(value) > 254:
+    if not _EMAIL.fullmatch(value) or len(value) > 254:
         raise ValueError(f"{value!r} is not a valid e-mail address (expected name@example.com)")
     return value
 
@@ -69,7 +73,7 @@ def _residency(value: str) -> str:
 
 
 def _slug(value: str) -> str:
-    if not _SLUG.match(value):
+    if not _SLUG.fullmatch(value):
         raise ValueError(
             f"{value!r} is not a valid id (lower-case letters, digits and hyphens, "
             "at most 64 characters, e.g. acme-gmbh)"
@@ -88,8 +92,22 @@ Email = Annotated[str, AfterValidator(_email)]
 Port = Annotated[int, Field(ge=1, le=65535)]
 
 
+def refuse_control(value: object) -> object:
+    """Text with a newline or other control character is refused: every string of a
+    profile ends up in some configuration file (an nginx site, a systemd unit, the
+    app's environment file), where a newline would start a directive of its own."""
+    texts = value if isinstance(value, list) else [value]
+    for text in texts:
+        if isinstance(text, str) and (found := _CONTROL.search(text)):
+            raise ValueError(f"contains the control character {found.group()!r} (remove it; "
+                             "values here are single-line text without control characters)")
+    return value
+
+
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True, frozen=False)
+
+    _no_control = field_validator("*", mode="before")(refuse_control)
 
 
 class Customer(Strict):
