@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 from typing import Literal
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -387,13 +387,14 @@ def _smtp_url(profile: Profile, parties: list[ThirdParty]) -> str | None:
     if email.provider == "none":
         return None
     if email.provider == "smtp":
-        user = f"{email.smtp_username}@" if email.smtp_username else ""
+        # URL-encoded: a user name such as ``mail@acme.example`` holds an @ itself.
+        user = f"{quote(email.smtp_username, safe='')}@" if email.smtp_username else ""
         return f"smtp://{user}{email.smtp_host}:{email.smtp_port}"
     endpoint = next(p for p in parties if p.category == "email").egress[0]
     user = {"sendgrid": "apikey", "postmark": "token", "ses": "ses"}[email.provider]
     if email.smtp_username:
         user = email.smtp_username
-    return f"smtp://{user}@{endpoint.host}:{endpoint.port}"
+    return f"smtp://{quote(user, safe='')}@{endpoint.host}:{endpoint.port}"
 
 
 _GENERATED = {"app_secret_key", "ca_key", "backup_key"}
