@@ -9,6 +9,7 @@ public contract used by ``--set`` and by prospects files.
 from __future__ import annotations
 
 import ipaddress
+import posixpath
 import re
 from typing import Annotated, Any, Literal, Self
 from urllib.parse import SplitResult, parse_qsl, urlsplit
@@ -84,6 +85,29 @@ def _slug(value: str) -> str:
 def _version_text(value: object) -> object:
     """``min_version: 1.3`` unquoted is a YAML float; read it as the text it means."""
     return f"{value:.1f}" if isinstance(value, float) else value
+
+
+#: system trees a backup directory may not be in (the host's own files, kernel and
+#: runtime file systems, and the data directories that are being backed up)
+_SYSTEM_TREES = ("/bin", "/boot", "/dev", "/etc", "/lib", "/lib32", "/lib64", "/libx32",
+                 "/proc", "/run", "/sbin", "/sys", "/tmp", "/usr", "/var/tmp", "/var/run",
+                 "/var/lock", "/var/lib/postgresql", "/var/lib/redis", "/opt/backend-chat")
+#: directories a backup directory may be inside but not be
+_SYSTEM_DIRS = ("/", "/home", "/media", "/mnt", "/opt", "/root", "/srv", "/var",
+                "/var/backups", "/var/cache", "/var/lib", "/var/log", "/var/mail",
+                "/var/opt", "/var/spool")
+
+
+def _backup_directory(value: str) -> str:
+    """The directory, normalised (``/var/backups/../x/`` is ``/var/x``), kept out of
+    the system's own directories, which the backup role would take over."""
+    path = "/" + posixpath.normpath(value).lstrip("/")
+    inside = next((t for t in _SYSTEM_TREES if path == t or path.startswith(t + "/")), None)
+    if inside or path in _SYSTEM_DIRS:
+        where = f"inside {inside}" if inside else "a system directory"
+        raise ValueError(f"{value!r} is {where}, which backups must not take over (use a "
+                         "directory of its own, e.g. /var/backups/backend-chat)")
+    return path
 
 
 HostName = Annotated[str, AfterValidator(_hostname)]
@@ -211,7 +235,8 @@ class CDN(Strict):
 
 class Backups(Strict):
     enabled: bool = True
-    directory: Annotated[str, Field(pattern=r"^/\S+$")] = "/var/backups/backend-chat"
+    directory: Annotated[str, Field(pattern=r"^/\S+$"),
+                         AfterValidator(_backup_directory)] = "/var/backups/backend-chat"
     encrypted: bool = True
     retention_days: Annotated[int, Field(ge=1, le=3650)] = 14
 
@@ -312,7 +337,43 @@ def _topology_rules(p: Profile) -> list[tuple[str, str]]:
     names = [h.name for h in all_hosts(p)]
     for dup in sorted({n for n in names if names.count(n) > 1}):
         out.append(("hosts", f"host name {dup!r} is used twice (give each host its own name)"))
-    return out
+    by_token: dict[str, list[str]] = {}
+    for name in dict.fromkeys(names):
+        by_token.setdefault(host_token(name), []).append(name)
+    for token, same in sorted(by_token.items()):
+        if len(same) > 1:
+            # One would receive the other's TLS key and secrets variables.
+            out.append(("hosts", f"host names {' and '.join(map(repr, same))} both become "
+                        f"{token} in variable and file names (rename one of them)"))
+    return out + _port_rules(p)
+
+
+def host_token(name: str) -> str:
+    """A host name as it appears in variable names (``SELFHOST_SECRET_TLS_KEY_<TOKEN>``)."""
+    return re.sub(r"[-.]", "_", name).upper()
+
+
+#: the proxy every app host runs for the app's egress, and nginx's HTTP and HTTPS
+PROXY_PORT = 3128
+PUBLIC_PORTS = (80, 443)
+
+
+def _port_rules(p: Profile) -> list[tuple[str, str]]:
+    """``app.port`` must not be a port something else on an app host listens on."""
+    taken = {PROXY_PORT: "the egress proxy", PUBLIC_PORTS[0]: "nginx (HTTP)",
+             PUBLIC_PORTS[1]: "nginx (HTTPS)"}
+    for host in p.hosts.app:
+        taken.setdefault(host.ssh_port, f"ssh on {host.name}")
+    if p.topology == "all-in-one":
+        # The database and cache run on the app host.
+        if p.database.mode == "local":
+            taken.setdefault(p.database.port, "the database (database.port)")
+        if p.cache.mode == "local":
+            taken.setdefault(p.cache.port, "the cache (cache.port)")
+    if p.app.port in taken:
+        return [("app.port", f"port {p.app.port} is already used by {taken[p.app.port]} on "
+                 "the app host (choose another app.port, e.g. 8000)")]
+    return []
 
 
 LETSENCRYPT_HOSTS = ("acme-v02.api.letsencrypt.org", "acme-staging-v02.api.letsencrypt.org")

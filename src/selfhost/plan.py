@@ -15,7 +15,7 @@ from urllib.parse import quote, urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from selfhost.models import Profile, all_hosts
+from selfhost.models import PROXY_PORT, Profile, all_hosts
 
 PLAN_SCHEMA_VERSION = 1
 
@@ -28,7 +28,6 @@ Category = Literal["ai", "email", "monitoring", "cdn", "certificate-authority"]
 APP_USER = "backendchat"
 APP_ENV_FILE = "/etc/backend-chat/app.env"
 CA_CERT_PATH = "/etc/backend-chat/ca.crt"
-PROXY_PORT = 3128
 #: stands for every AI provider of the SaaS list when AI is disabled
 AI_PROVIDERS_ID = "ai-providers"
 #: every AI provider's API host; verify proves the ones not chosen are unreachable
