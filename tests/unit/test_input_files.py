@@ -14,22 +14,9 @@ import sys
 from pathlib import Path
 
 from click.testing import CliRunner
+from input_support import PROFILE
 
 from selfhost.cli import main
-
-PROFILE = """\
-customer:
-  name: ACME
-  id: acme
-  contact_email: dpo@acme.example
-  residency: DE
-hosts:
-  app:
-    - name: chat1
-      address: 192.0.2.10
-tls:
-  domain: chat.acme.example
-"""
 
 CLI = [sys.executable, "-c", "from selfhost.cli import main; main()"]
 

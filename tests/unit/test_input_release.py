@@ -9,25 +9,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import CliRunner
+from input_support import PROFILE as BASE
+from input_support import validate
 
-from selfhost.cli import main
-
-PROFILE = """\
-customer:
-  name: ACME
-  id: acme
-  contact_email: dpo@acme.example
-  residency: DE
-hosts:
-  app:
-    - name: chat1
-      address: 192.0.2.10
-tls:
-  domain: chat.acme.example
-app:
-  release: release.tar.gz
-"""
+PROFILE = BASE + "app:\n  release: release.tar.gz\n"
 GOOD: dict[str, Any] = {"format": 1, "name": "backend-chat", "version": "2026.11.1",
                         "run": ["bin/backend-chat", "serve"], "debian_packages": ["python3"]}
 
@@ -45,11 +30,7 @@ def _tarball(path: Path, manifest: bytes | None) -> None:
 
 def _validate(tmp_path: Path, manifest: bytes | None) -> tuple[int, str]:
     _tarball(tmp_path / "release.tar.gz", manifest)
-    path = tmp_path / "p.yaml"
-    path.write_text(PROFILE)
-    result = CliRunner().invoke(main, ["validate", str(path)])
-    return result.exit_code, result.output.removeprefix("error: ").replace(
-        str(path), "P").replace(str(tmp_path), "T").strip()
+    return validate(tmp_path, PROFILE)
 
 
 def _manifest(**changes: Any) -> bytes:

@@ -10,31 +10,11 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from input_support import PROFILE, validate
 
 from selfhost.cli import main
 
-PROFILE = """\
-customer:
-  name: ACME
-  id: acme
-  contact_email: dpo@acme.example
-  residency: DE
-hosts:
-  app:
-    - name: chat1
-      address: 192.0.2.10
-tls:
-  domain: chat.acme.example
-"""
-
 FIX = "(remove it; values here are single-line text without control characters)"
-
-
-def _validate(tmp_path: Path, text: str) -> tuple[int, str]:
-    path = tmp_path / "p.yaml"
-    path.write_text(text)
-    result = CliRunner().invoke(main, ["validate", str(path)])
-    return result.exit_code, result.output.replace(str(path), "P")
 
 
 @pytest.mark.parametrize(("old", "new", "line", "field", "char"), [
@@ -51,17 +31,17 @@ def _validate(tmp_path: Path, text: str) -> tuple[int, str]:
 ])
 def test_control_characters_are_refused_with_file_line_and_field(
         tmp_path: Path, old: str, new: str, line: int, field: str, char: str) -> None:
-    code, output = _validate(tmp_path, PROFILE.replace(old, new))
+    code, output = validate(tmp_path, PROFILE.replace(old, new))
     assert (code, output.strip()) == (
-        2, f"error: P:{line}: {field}: contains the control character '{char}' {FIX}")
+        2, f"P:{line}: {field}: contains the control character '{char}' {FIX}")
 
 
 def test_a_model_name_with_a_newline_is_refused(tmp_path: Path) -> None:
     text = PROFILE.replace("  residency: DE", "  residency: US") + (
         'ai:\n  provider: openai\n  models: [gpt-4o, "gpt-4o\\nx"]\n')
-    code, output = _validate(tmp_path, text)
+    code, output = validate(tmp_path, text)
     assert (code, output.strip()) == (
-        2, f"error: P:14: ai.models: contains the control character '\\n' {FIX}")
+        2, f"P:14: ai.models: contains the control character '\\n' {FIX}")
 
 
 def test_init_set_refuses_a_newline_and_writes_nothing(tmp_path: Path,

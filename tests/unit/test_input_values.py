@@ -5,24 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
+from input_support import PROFILE, validate
 
-from selfhost.cli import main
 from selfhost.profile_io import load_profile
-
-PROFILE = """\
-customer:
-  name: ACME
-  id: acme
-  contact_email: dpo@acme.example
-  residency: DE
-hosts:
-  app:
-    - name: chat1
-      address: 192.0.2.10
-tls:
-  domain: chat.acme.example
-"""
 
 SPLIT = """\
 customer:
@@ -48,16 +33,8 @@ tls:
 """
 
 
-def _validate(tmp_path: Path, text: str) -> tuple[int, str]:
-    path = tmp_path / "p.yaml"
-    path.write_text(text)
-    result = CliRunner().invoke(main, ["validate", str(path)])
-    return result.exit_code, result.output.removeprefix("error: ").replace(
-        str(path), "P").strip()
-
-
 def test_host_names_that_map_to_one_variable_name_are_refused(tmp_path: Path) -> None:
-    assert _validate(tmp_path, SPLIT) == (
+    assert validate(tmp_path, SPLIT) == (
         2, "P:7: hosts: host names 'app-1' and 'app.1' both become APP_1 in variable and "
            "file names (rename one of them)")
 
@@ -69,7 +46,7 @@ def test_host_names_that_map_to_one_variable_name_are_refused(tmp_path: Path) ->
 ])
 def test_app_port_must_differ_from_every_other_port_on_the_host(
         tmp_path: Path, port: str, user: str) -> None:
-    assert _validate(tmp_path, PROFILE + f"app:\n  port: {port}\n") == (
+    assert validate(tmp_path, PROFILE + f"app:\n  port: {port}\n") == (
         2, f"P:13: app.port: port {port} is already used by {user} on the app host (choose "
            "another app.port, e.g. 8000)")
 
@@ -84,7 +61,7 @@ def test_app_port_must_differ_from_every_other_port_on_the_host(
 ])
 def test_backups_directory_stays_out_of_system_directories(
         tmp_path: Path, directory: str, where: str) -> None:
-    assert _validate(tmp_path, PROFILE + f"backups:\n  directory: {directory}\n") == (
+    assert validate(tmp_path, PROFILE + f"backups:\n  directory: {directory}\n") == (
         2, f"P:13: backups.directory: {directory!r} is {where}, which backups must not take "
            "over (use a directory of its own, e.g. /var/backups/backend-chat)")
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from input_support import PROFILE
 
 from selfhost import secrets
 from selfhost.errors import ValidationFailed
@@ -12,19 +13,7 @@ from selfhost.models import Profile
 from selfhost.paths import preset_names, preset_path
 from selfhost.profile_io import check_profile, dump_profile, load_profile, parse_yaml_mapping
 
-VALID = """\
-customer:
-  name: ACME
-  id: acme
-  contact_email: dpo@acme.example
-  residency: DE
-hosts:
-  app:
-    - name: chat1
-      address: 192.0.2.10
-tls:
-  domain: chat.acme.example
-"""
+VALID = PROFILE
 
 BOMB = "\n".join(
     ['a: &a ["x", "x", "x", "x", "x", "x", "x", "x", "x"]']
