@@ -14,8 +14,7 @@ from __future__ import annotations
 import os
 import stat
 from pathlib import Path
-
-from selfhost.errors import InvalidInput
+from typing import BinaryIO
 
 #: a profile, answers file or prospects file is a few kilobytes
 TEXT_LIMIT = 1_000_000
@@ -43,22 +42,29 @@ def _kind(mode: int) -> str:
     return "not a regular file"
 
 
+def open_regular(path: Path) -> BinaryIO:
+    """``path`` opened for reading, once it is known to be a regular file; raises
+    :class:`UnfitFile` (an OSError) for a FIFO, a device, a socket or a directory."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOCTTY)
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise UnfitFile(f"it is {_kind(mode)}, not a regular file")
+        os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
 def read_bytes(path: Path, limit: int) -> bytes:
     """The contents of the regular file ``path``; raises :class:`UnfitFile` (an
     OSError, so callers that report OSError report this too) for any other kind
     of file or one larger than ``limit`` bytes."""
-    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOCTTY)
-    try:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            raise UnfitFile(f"it is {_kind(info.st_mode)}, not a regular file")
-        if info.st_size > limit:
+    with open_regular(path) as handle:
+        if os.fstat(handle.fileno()).st_size > limit:
             raise UnfitFile(f"it is larger than {limit} bytes")
-        os.set_blocking(fd, True)
-        with os.fdopen(fd, "rb", closefd=False) as handle:
-            data = handle.read(limit + 1)
-    finally:
-        os.close(fd)
+        data = handle.read(limit + 1)
     if len(data) > limit:
         raise UnfitFile(f"it is larger than {limit} bytes")
     return data
@@ -67,20 +73,6 @@ def read_bytes(path: Path, limit: int) -> bytes:
 def read_text(path: Path, limit: int = TEXT_LIMIT, encoding: str = "utf-8") -> str:
     """:func:`read_bytes`, decoded (UnicodeDecodeError when it is not ``encoding``)."""
     return read_bytes(path, limit).decode(encoding)
-
-
-def refuse_unfit(path: Path, what: str, limit: int = TEXT_LIMIT) -> None:
-    """Raise :class:`InvalidInput` at once when ``path`` exists but is no regular
-    file within ``limit`` (for paths that are read later, or by another program)."""
-    try:
-        info = path.stat()
-    except OSError:
-        return
-    if not stat.S_ISREG(info.st_mode):
-        raise InvalidInput(f"{path}:1: {what}: {_kind(info.st_mode)}, not a regular file "
-                           "(give the path of a regular file)")
-    if info.st_size > limit:
-        raise InvalidInput(f"{path}:1: {what}: larger than {limit} bytes (check the path)")
 
 
 def reason(exc: OSError | UnicodeDecodeError) -> str:

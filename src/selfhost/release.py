@@ -11,15 +11,13 @@ regular file, or holds no manifest among its first entries, is refused.
 from __future__ import annotations
 
 import json
-import os
-import stat
 import tarfile
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import Field, StrictBool, ValidationError
 
-from selfhost import validation
+from selfhost import inputs, validation
 from selfhost.models import Strict
 
 #: the manifest's name at the top of the tarball (the app role's
@@ -66,11 +64,11 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 
 
 def _manifest_bytes(path: Path) -> bytes:
-    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-    with os.fdopen(fd, "rb") as handle:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise ManifestError(f"{path} is not a regular file (give the release tarball)")
-        os.set_blocking(fd, True)
+    try:
+        handle = inputs.open_regular(path)
+    except inputs.UnfitFile as exc:
+        raise ManifestError(f"{path}: {exc.reason} (give the release tarball)") from None
+    with handle:
         try:
             with tarfile.open(fileobj=handle, mode="r:*") as tar:
                 for count, member in enumerate(tar):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import tarfile
 from pathlib import Path
 from typing import Any
@@ -75,3 +76,10 @@ def test_a_tarball_without_a_manifest_is_refused(tmp_path: Path) -> None:
     assert _validate(tmp_path, None) == (
         2, "P:13: app.release: T/release.tar.gz has no selfhost-release.json at its top "
            "level (see ansible/README.md, Release tarballs)")
+
+
+def test_a_release_that_is_a_fifo_is_refused_at_once(tmp_path: Path) -> None:
+    os.mkfifo(tmp_path / "release.tar.gz")
+    assert validate(tmp_path, PROFILE) == (
+        2, "P:13: app.release: T/release.tar.gz: it is a FIFO, not a regular file (give the "
+           "release tarball)")
