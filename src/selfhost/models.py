@@ -8,11 +8,10 @@ public contract used by ``--set`` and by prospects files.
 
 from __future__ import annotations
 
-import ipaddress
 import posixpath
 import re
 from typing import Annotated, Any, Literal, Self
-from urllib.parse import SplitResult, parse_qsl, urlsplit
+from urllib.parse import urlsplit
 
 from pydantic import (
     AfterValidator,
@@ -26,35 +25,19 @@ from pydantic import (
 )
 
 from selfhost import validation
+from selfhost.external_urls import check_pg_dsn, check_redis_url
+from selfhost.hostnames import host_or_ip as _host_or_ip
+from selfhost.hostnames import hostname as _hostname
 from selfhost.residency import RESIDENCY_CODES, is_us
 from selfhost.validation import CrossFieldErrors
 
 # Matched with fullmatch: ``re.match(...$)`` would accept a trailing newline.
-_LABEL = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)")
 _EMAIL = re.compile(r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+"
                     r"@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
                     r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+")
 _SLUG = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?")
 #: C0 and C1 controls, DEL and the Unicode line and paragraph separators
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
-
-
-def _hostname(value: str) -> str:
-    """RFC 1123 host name; single-label names are valid (``db``, ``app1``)."""
-    name = value[:-1] if value.endswith(".") else value
-    if not name or len(name) > 253 or not all(_LABEL.fullmatch(p) for p in name.split(".")):
-        raise ValueError(
-            f"{value!r} is not a valid host name (RFC 1123: labels of letters, digits and "
-            "hyphens, 1-63 characters, not starting or ending with a hyphen)"
-        )
-    return name.lower()
-
-
-def _host_or_ip(value: str) -> str:
-    try:
-        return str(ipaddress.ip_address(value))
-    except ValueError:
-        return _hostname(value)
 
 
 def _email(value: str) -> str:
@@ -404,7 +387,7 @@ def _external_rules(p: Profile) -> list[tuple[str, str]]:
             out.append(("database.dsn", "an external database needs its DSN "
                         "(postgresql://user@host:5432/db?sslmode=verify-full)"))
         else:
-            out += [("database.dsn", m) for m in _check_pg_dsn(p.database.dsn)]
+            out += [("database.dsn", m) for m in check_pg_dsn(p.database.dsn)]
     elif p.database.dsn:
         out.append(("database.dsn", "a DSN is only used with database.mode: external "
                     "(remove it or set the mode)"))
@@ -413,126 +396,11 @@ def _external_rules(p: Profile) -> list[tuple[str, str]]:
             out.append(("cache.url", "an external cache needs its URL "
                         "(rediss://user@host:6380/0)"))
         else:
-            out += [("cache.url", m) for m in _check_redis_url(p.cache.url)]
+            out += [("cache.url", m) for m in check_redis_url(p.cache.url)]
     elif p.cache.url:
         out.append(("cache.url", "a URL is only used with cache.mode: external "
                     "(remove it or set the mode)"))
     return out
-
-
-#: libpq URI parameters a DSN may carry, each with the values it may take (None: any
-#: single-line value). Everything else is refused: ``host``/``hostaddr``/``port``
-#: and ``service`` override the host in the URL, ``password``/``passfile`` belong
-#: in the secrets file, and libpq takes the *last* of repeated keys.
-_PG_PARAMS: dict[str, frozenset[str] | None] = {
-    "sslmode": frozenset({"verify-full"}),
-    "sslrootcert": None,
-    "connect_timeout": None,
-    "application_name": None,
-    "target_session_attrs": frozenset({"any", "read-write", "read-only", "primary",
-                                       "standby", "prefer-standby"}),
-}
-#: redis-py ``from_url`` query arguments a URL may carry (redis-py passes unknown
-#: ones on to the connection, so only these are accepted)
-_REDIS_PARAMS: dict[str, frozenset[str] | None] = {
-    "ssl_cert_reqs": frozenset({"required"}),
-    "ssl_check_hostname": frozenset({"true"}),
-    "ssl_ca_certs": None,
-    "socket_timeout": None,
-    "socket_connect_timeout": None,
-    "health_check_interval": None,
-}
-_TLS_PARAMS = frozenset({"sslmode", "ssl_cert_reqs", "ssl_check_hostname"})
-_OVERRIDES = frozenset({"host", "hostaddr", "port", "password", "passfile", "user",
-                        "username", "dbname", "db", "service", "servicefile"})
-
-
-def _query_problems(query: str, allowed: dict[str, frozenset[str] | None],
-                    secret: str) -> list[str]:
-    """Each problem of a URL's query: repeated, unknown, overriding or weakening keys."""
-    try:
-        pairs = parse_qsl(query, keep_blank_values=True, strict_parsing=bool(query))
-    except ValueError:
-        return ["the query is not key=value pairs joined by & (check the URL)"]
-    out: list[str] = []
-    keys = [k for k, _ in pairs]
-    for key in sorted({k for k in keys if keys.count(k) > 1}):
-        out.append(f"the parameter {key} is given {keys.count(key)} times, and the client "
-                   "would use the last one (give it once)")
-    # The value the client uses: the last one.
-    for key, value in dict(pairs).items():
-        if key in _OVERRIDES:
-            where = (f"the encrypted secrets file as {secret}" if "pass" in key
-                     else "the URL's host, port, user and path")
-            out.append(f"the parameter {key}= overrides what the URL says (remove it; "
-                       f"that belongs in {where})")
-        elif key not in allowed:
-            out.append(f"unknown parameter {key} (remove it; allowed: "
-                       f"{', '.join(allowed)})")
-        elif (values := allowed[key]) is not None and value not in values:
-            choice = " or ".join(f"{key}={v}" for v in sorted(values))
-            what = ("does not require TLS with full verification" if key in _TLS_PARAMS
-                    else "is not a valid value")
-            out.append(f"{key}={value} {what} (use {choice})")
-    return out
-
-
-def _userinfo_problems(netloc: str, secret: str) -> list[str]:
-    user, at, _ = netloc.rpartition("@")
-    if at and ":" in user:
-        return [f"the URL contains a password (remove it; selfhost keeps it in the "
-                f"encrypted secrets file as {secret})"]
-    return []
-
-
-def _check_pg_dsn(dsn: str) -> list[str]:
-    parts = urlsplit(dsn)
-    if parts.scheme not in ("postgresql", "postgres") or not parts.hostname:
-        return ["not a PostgreSQL URL (postgresql://user@host:5432/db?sslmode=verify-full)"]
-    out = [m.replace("the URL contains", "the DSN contains")
-           for m in _userinfo_problems(parts.netloc, "database_password")]
-    if parts.fragment:
-        out.append("the DSN has a #fragment (remove it)")
-    if "sslmode" not in dict(parse_qsl(parts.query, keep_blank_values=True)):
-        out.append("the DSN does not require TLS (add ?sslmode=verify-full)")
-    out += _query_problems(parts.query, _PG_PARAMS, "database_password")
-    out += _host_port_problems(parts)
-    return out
-
-
-def _check_redis_url(url: str) -> list[str]:
-    parts = urlsplit(url)
-    if parts.scheme not in ("redis", "rediss") or not parts.hostname:
-        return ["not a Redis URL (rediss://user@host:6380/0)"]
-    out = _userinfo_problems(parts.netloc, "cache_password")
-    if parts.scheme != "rediss":
-        out.append("the URL does not use TLS (use the rediss:// scheme)")
-    if parts.fragment:
-        out.append("the URL has a #fragment (remove it)")
-    if parts.path not in ("", "/") and not re.fullmatch(r"/\d{1,2}", parts.path):
-        out.append(f"the path {parts.path} is not a database number (use /0)")
-    out += _query_problems(parts.query, _REDIS_PARAMS, "cache_password")
-    out += _host_port_problems(parts)
-    return out
-
-
-def _host_port_problems(parts: SplitResult) -> list[str]:
-    try:
-        _ = parts.port
-        if parts.hostname and not _is_ip(parts.hostname):
-            _hostname(parts.hostname)
-    except ValueError as exc:
-        return [str(exc)]
-    return []
-
-
-def _is_ip(value: str) -> bool:
-    try:
-        ipaddress.ip_address(value)
-    except ValueError:
-        return False
-    return True
-
 
 
 def _profile_model(exc: ValidationError) -> type[BaseModel] | None:
