@@ -16,6 +16,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from selfhost import inputs
+
 #: warn when the certificate expires within this time
 EXPIRY_WARNING = timedelta(days=30)
 MIN_RSA_BITS = 2048
@@ -96,7 +98,8 @@ def matches_domain(pattern: str, domain: str) -> bool:
 def check_provided(cert_path: Path, key_path: Path, domain: str,
                    now: datetime) -> list[CertProblem]:
     """Every problem of a certificate/key pair for ``domain`` at time ``now`` (aware)."""
-    cert_data, key_data = cert_path.read_bytes(), key_path.read_bytes()
+    cert_data = inputs.read_bytes(cert_path, inputs.PEM_LIMIT)
+    key_data = inputs.read_bytes(key_path, inputs.PEM_LIMIT)
     problems = _pem_shape(cert_data, "tls.cert_file", cert_path, ("CERTIFICATE",))
     problems += _pem_shape(key_data, "tls.key_file", key_path,
                            ("PRIVATE KEY", "RSA PRIVATE KEY", "EC PRIVATE KEY"))

@@ -263,6 +263,12 @@ def _credential(request: InitRequest,
     if not passphrase:
         raise SecretsError(f"no passphrase for the secrets file (set "
                            f"{secrets.PASSPHRASE_ENV}, or pass --key-file)")
+    if (len(passphrase) < secrets.MIN_PASSPHRASE
+            and not secrets.secrets_path(request.output).exists()):
+        # The passphrase is all that protects the file once it is copied away.
+        raise InvalidInput(f"the passphrase has {len(passphrase)} characters; a new secrets "
+                           f"file needs at least {secrets.MIN_PASSPHRASE} (choose a longer "
+                           "one, or pass --key-file)")
     return passphrase, None
 
 
@@ -305,6 +311,12 @@ def _gather_secrets(profile: Profile, request: InitRequest, ask: Ask | None,
             result.supplied.append(spec.name)
         else:
             unsupplied.append(spec.name)
+        if spec.name in values and spec.source == "supplied" and any(
+                ord(c) < 32 or ord(c) == 127 for c in values[spec.name]):
+            # It goes into the app's environment file, where a newline ends the value.
+            raise InvalidInput(f"{spec.name}: the value contains a newline or another "
+                               f"control character (give the credential alone, e.g. "
+                               f"{variable}=\"$(tr -d '\\n' < FILE)\")")
     if unsupplied:
         raise ValidationFailed([
             f"{name}: this third-party secret is not supplied (set the environment variable "
@@ -353,6 +365,10 @@ def run_init(request: InitRequest, ask: Ask | None,
     (argument or ``SELFHOST_PASSPHRASE``) is given.
     """
     output = request.output
+    if secrets.secrets_path(output) == output:
+        raise InvalidInput(f"--output {output}: that is the name of the profile's own secrets "
+                           f"file, so one would overwrite the other (name the profile "
+                           f"{output.with_suffix('.yaml')})")
     if output.exists() and not request.force:
         raise InvalidInput(f"{output} already exists (pass --force to overwrite it; its "
                            "secrets are kept)")

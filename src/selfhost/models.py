@@ -8,10 +8,10 @@ public contract used by ``--set`` and by prospects files.
 
 from __future__ import annotations
 
-import ipaddress
+import posixpath
 import re
 from typing import Annotated, Any, Literal, Self
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import urlsplit
 
 from pydantic import (
     AfterValidator,
@@ -20,40 +20,28 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    field_validator,
     model_validator,
 )
 
 from selfhost import validation
+from selfhost.external_urls import check_pg_dsn, check_redis_url
+from selfhost.hostnames import host_or_ip as _host_or_ip
+from selfhost.hostnames import hostname as _hostname
 from selfhost.residency import RESIDENCY_CODES, is_us
 from selfhost.validation import CrossFieldErrors
 
-_LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
-_EMAIL = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+"
+# Matched with fullmatch: ``re.match(...$)`` would accept a trailing newline.
+_EMAIL = re.compile(r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+"
                     r"@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
-                    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$")
-_SLUG = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$")
-
-
-def _hostname(value: str) -> str:
-    """RFC 1123 host name; single-label names are valid (``db``, ``app1``)."""
-    name = value[:-1] if value.endswith(".") else value
-    if not name or len(name) > 253 or not all(_LABEL.match(p) for p in name.split(".")):
-        raise ValueError(
-            f"{value!r} is not a valid host name (RFC 1123: labels of letters, digits and "
-            "hyphens, 1-63 characters, not starting or ending with a hyphen)"
-        )
-    return name.lower()
-
-
-def _host_or_ip(value: str) -> str:
-    try:
-        return str(ipaddress.ip_address(value))
-    except ValueError:
-        return _hostname(value)
+                    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+")
+_SLUG = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?")
+#: C0 and C1 controls, DEL and the Unicode line and paragraph separators
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 
 def _email(value: str) -> str:
-    if not _EMAIL.match(value) or len(value) > 254:
+    if not _EMAIL.fullmatch(value) or len(value) > 254:
         raise ValueError(f"{value!r} is not a valid e-mail address (expected name@example.com)")
     return value
 
@@ -69,7 +57,7 @@ def _residency(value: str) -> str:
 
 
 def _slug(value: str) -> str:
-    if not _SLUG.match(value):
+    if not _SLUG.fullmatch(value):
         raise ValueError(
             f"{value!r} is not a valid id (lower-case letters, digits and hyphens, "
             "at most 64 characters, e.g. acme-gmbh)"
@@ -82,14 +70,51 @@ def _version_text(value: object) -> object:
     return f"{value:.1f}" if isinstance(value, float) else value
 
 
+#: system trees a backup directory may not be in (the host's own files, kernel and
+#: runtime file systems, and the data directories that are being backed up)
+_SYSTEM_TREES = ("/bin", "/boot", "/dev", "/etc", "/lib", "/lib32", "/lib64", "/libx32",
+                 "/proc", "/run", "/sbin", "/sys", "/tmp", "/usr", "/var/tmp", "/var/run",
+                 "/var/lock", "/var/lib/postgresql", "/var/lib/redis", "/opt/backend-chat")
+#: directories a backup directory may be inside but not be
+_SYSTEM_DIRS = ("/", "/home", "/media", "/mnt", "/opt", "/root", "/srv", "/var",
+                "/var/backups", "/var/cache", "/var/lib", "/var/log", "/var/mail",
+                "/var/opt", "/var/spool")
+
+
+def _backup_directory(value: str) -> str:
+    """The directory, normalised (``/var/backups/../x/`` is ``/var/x``), kept out of
+    the system's own directories, which the backup role would take over."""
+    path = "/" + posixpath.normpath(value).lstrip("/")
+    inside = next((t for t in _SYSTEM_TREES if path == t or path.startswith(t + "/")), None)
+    if inside or path in _SYSTEM_DIRS:
+        where = f"inside {inside}" if inside else "a system directory"
+        raise ValueError(f"{value!r} is {where}, which backups must not take over (use a "
+                         "directory of its own, e.g. /var/backups/backend-chat)")
+    return path
+
+
 HostName = Annotated[str, AfterValidator(_hostname)]
 HostOrIP = Annotated[str, AfterValidator(_host_or_ip)]
 Email = Annotated[str, AfterValidator(_email)]
 Port = Annotated[int, Field(ge=1, le=65535)]
 
 
+def refuse_control(value: object) -> object:
+    """Text with a newline or other control character is refused: every string of a
+    profile ends up in some configuration file (an nginx site, a systemd unit, the
+    app's environment file), where a newline would start a directive of its own."""
+    texts = value if isinstance(value, list) else [value]
+    for text in texts:
+        if isinstance(text, str) and (found := _CONTROL.search(text)):
+            raise ValueError(f"contains the control character {found.group()!r} (remove it; "
+                             "values here are single-line text without control characters)")
+    return value
+
+
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True, frozen=False)
+
+    _no_control = field_validator("*", mode="before")(refuse_control)
 
 
 class Customer(Strict):
@@ -193,7 +218,8 @@ class CDN(Strict):
 
 class Backups(Strict):
     enabled: bool = True
-    directory: Annotated[str, Field(pattern=r"^/\S+$")] = "/var/backups/backend-chat"
+    directory: Annotated[str, Field(pattern=r"^/\S+$"),
+                         AfterValidator(_backup_directory)] = "/var/backups/backend-chat"
     encrypted: bool = True
     retention_days: Annotated[int, Field(ge=1, le=3650)] = 14
 
@@ -294,7 +320,43 @@ def _topology_rules(p: Profile) -> list[tuple[str, str]]:
     names = [h.name for h in all_hosts(p)]
     for dup in sorted({n for n in names if names.count(n) > 1}):
         out.append(("hosts", f"host name {dup!r} is used twice (give each host its own name)"))
-    return out
+    by_token: dict[str, list[str]] = {}
+    for name in dict.fromkeys(names):
+        by_token.setdefault(host_token(name), []).append(name)
+    for token, same in sorted(by_token.items()):
+        if len(same) > 1:
+            # One would receive the other's TLS key and secrets variables.
+            out.append(("hosts", f"host names {' and '.join(map(repr, same))} both become "
+                        f"{token} in variable and file names (rename one of them)"))
+    return out + _port_rules(p)
+
+
+def host_token(name: str) -> str:
+    """A host name as it appears in variable names (``SELFHOST_SECRET_TLS_KEY_<TOKEN>``)."""
+    return re.sub(r"[-.]", "_", name).upper()
+
+
+#: the proxy every app host runs for the app's egress, and nginx's HTTP and HTTPS
+PROXY_PORT = 3128
+PUBLIC_PORTS = (80, 443)
+
+
+def _port_rules(p: Profile) -> list[tuple[str, str]]:
+    """``app.port`` must not be a port something else on an app host listens on."""
+    taken = {PROXY_PORT: "the egress proxy", PUBLIC_PORTS[0]: "nginx (HTTP)",
+             PUBLIC_PORTS[1]: "nginx (HTTPS)"}
+    for host in p.hosts.app:
+        taken.setdefault(host.ssh_port, f"ssh on {host.name}")
+    if p.topology == "all-in-one":
+        # The database and cache run on the app host.
+        if p.database.mode == "local":
+            taken.setdefault(p.database.port, "the database (database.port)")
+        if p.cache.mode == "local":
+            taken.setdefault(p.cache.port, "the cache (cache.port)")
+    if p.app.port in taken:
+        return [("app.port", f"port {p.app.port} is already used by {taken[p.app.port]} on "
+                 "the app host (choose another app.port, e.g. 8000)")]
+    return []
 
 
 LETSENCRYPT_HOSTS = ("acme-v02.api.letsencrypt.org", "acme-staging-v02.api.letsencrypt.org")
@@ -325,7 +387,7 @@ def _external_rules(p: Profile) -> list[tuple[str, str]]:
             out.append(("database.dsn", "an external database needs its DSN "
                         "(postgresql://user@host:5432/db?sslmode=verify-full)"))
         else:
-            out += [("database.dsn", m) for m in _check_pg_dsn(p.database.dsn)]
+            out += [("database.dsn", m) for m in check_pg_dsn(p.database.dsn)]
     elif p.database.dsn:
         out.append(("database.dsn", "a DSN is only used with database.mode: external "
                     "(remove it or set the mode)"))
@@ -334,56 +396,11 @@ def _external_rules(p: Profile) -> list[tuple[str, str]]:
             out.append(("cache.url", "an external cache needs its URL "
                         "(rediss://user@host:6380/0)"))
         else:
-            out += [("cache.url", m) for m in _check_redis_url(p.cache.url)]
+            out += [("cache.url", m) for m in check_redis_url(p.cache.url)]
     elif p.cache.url:
         out.append(("cache.url", "a URL is only used with cache.mode: external "
                     "(remove it or set the mode)"))
     return out
-
-
-def _check_pg_dsn(dsn: str) -> list[str]:
-    parts = urlsplit(dsn)
-    if parts.scheme not in ("postgresql", "postgres") or not parts.hostname:
-        return ["not a PostgreSQL URL (postgresql://user@host:5432/db?sslmode=verify-full)"]
-    out = []
-    if parts.password:
-        out.append("the DSN contains a password (remove it; selfhost keeps it in the "
-                   "encrypted secrets file as database_password)")
-    sslmode = parse_qs(parts.query).get("sslmode", [""])[0]
-    if sslmode not in ("require", "verify-ca", "verify-full"):
-        out.append("the DSN does not require TLS (add ?sslmode=verify-full)")
-    try:
-        _hostname(parts.hostname) if not _is_ip(parts.hostname) else None
-        _ = parts.port
-    except ValueError as exc:
-        out.append(str(exc))
-    return out
-
-
-def _check_redis_url(url: str) -> list[str]:
-    parts = urlsplit(url)
-    if parts.scheme not in ("redis", "rediss") or not parts.hostname:
-        return ["not a Redis URL (rediss://user@host:6380/0)"]
-    out = []
-    if parts.password:
-        out.append("the URL contains a password (remove it; selfhost keeps it in the "
-                   "encrypted secrets file as cache_password)")
-    if parts.scheme != "rediss":
-        out.append("the URL does not use TLS (use the rediss:// scheme)")
-    try:
-        _ = parts.port
-    except ValueError as exc:
-        out.append(str(exc))
-    return out
-
-
-def _is_ip(value: str) -> bool:
-    try:
-        ipaddress.ip_address(value)
-    except ValueError:
-        return False
-    return True
-
 
 
 def _profile_model(exc: ValidationError) -> type[BaseModel] | None:

@@ -11,11 +11,11 @@ from __future__ import annotations
 import hashlib
 import json
 from typing import Literal
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from selfhost.models import Profile, all_hosts
+from selfhost.models import PROXY_PORT, Profile, all_hosts
 
 PLAN_SCHEMA_VERSION = 1
 
@@ -28,7 +28,6 @@ Category = Literal["ai", "email", "monitoring", "cdn", "certificate-authority"]
 APP_USER = "backendchat"
 APP_ENV_FILE = "/etc/backend-chat/app.env"
 CA_CERT_PATH = "/etc/backend-chat/ca.crt"
-PROXY_PORT = 3128
 #: stands for every AI provider of the SaaS list when AI is disabled
 AI_PROVIDERS_ID = "ai-providers"
 #: every AI provider's API host; verify proves the ones not chosen are unreachable
@@ -387,13 +386,14 @@ def _smtp_url(profile: Profile, parties: list[ThirdParty]) -> str | None:
     if email.provider == "none":
         return None
     if email.provider == "smtp":
-        user = f"{email.smtp_username}@" if email.smtp_username else ""
+        # URL-encoded: a user name such as ``mail@acme.example`` holds an @ itself.
+        user = f"{quote(email.smtp_username, safe='')}@" if email.smtp_username else ""
         return f"smtp://{user}{email.smtp_host}:{email.smtp_port}"
     endpoint = next(p for p in parties if p.category == "email").egress[0]
     user = {"sendgrid": "apikey", "postmark": "token", "ses": "ses"}[email.provider]
     if email.smtp_username:
         user = email.smtp_username
-    return f"smtp://{user}@{endpoint.host}:{endpoint.port}"
+    return f"smtp://{quote(user, safe='')}@{endpoint.host}:{endpoint.port}"
 
 
 _GENERATED = {"app_secret_key", "ca_key", "backup_key"}

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from selfhost import certs, secrets
+from selfhost import certs, inputs, release, secrets
 from selfhost.errors import SecretsError
 from selfhost.models import Profile
 
@@ -39,7 +39,7 @@ def tls_problems(profile: Profile, path: Path, now: datetime | None = None) -> l
         assert value is not None  # the model requires both in provided mode
         target = resolve(path, value)
         try:
-            target.read_bytes()
+            inputs.read_bytes(target, inputs.PEM_LIMIT)
         except OSError as exc:
             out.append(Problem(field, f"cannot read {target} ({exc.strerror or exc}) (check "
                                "the path; relative paths start at the profile's directory)"))
@@ -71,6 +71,18 @@ def secrets_problems(profile: Profile, path: Path) -> list[Problem]:
     return out
 
 
+def release_problems(profile: Profile, path: Path) -> list[Problem]:
+    """The release tarball's manifest, checked before it can reach a systemd unit."""
+    if not profile.app.release:
+        return []
+    try:
+        release.read_manifest(resolve(path, profile.app.release))
+    except release.ManifestError as exc:
+        return [Problem("app.release", str(exc))]
+    return []
+
+
 def file_problems(profile: Profile, path: Path, now: datetime | None = None) -> list[Problem]:
     """Problems of ``profile`` (stored at ``path``) with the files beside it."""
-    return tls_problems(profile, path, now) + secrets_problems(profile, path)
+    return (tls_problems(profile, path, now) + secrets_problems(profile, path)
+            + release_problems(profile, path))

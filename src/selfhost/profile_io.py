@@ -22,6 +22,7 @@ from ruamel.yaml.error import MarkedYAMLError, YAMLError
 from ruamel.yaml.nodes import MappingNode, Node, SequenceNode
 from ruamel.yaml.scalarbool import ScalarBoolean
 
+from selfhost import inputs
 from selfhost.errors import ValidationFailed
 from selfhost.models import Profile, field_errors
 from selfhost.profile_checks import file_problems
@@ -169,11 +170,12 @@ def _plain(value: Any, prefix: str, lines: LineMap) -> Any:
     return value
 
 
-def parse_yaml_mapping(text: str, source: str) -> tuple[dict[str, Any], LineMap]:
-    """Parse one YAML mapping safely; raises :class:`ValidationFailed`."""
+def load_yaml(text: str, source: str) -> Any:
+    """Parse one YAML document safely (size, alias and duplicate-key limits checked
+    before anything is expanded); raises :class:`ValidationFailed`."""
     if len(text.encode()) > MAX_BYTES:
         raise ValidationFailed([f"{source}:1: the file is larger than {MAX_BYTES} bytes "
-                                "(a profile is a few kilobytes; check the path)"])
+                                "(an input file is a few kilobytes; check the path)"])
     yaml = _yaml()
     try:
         node = yaml.compose(text)
@@ -187,7 +189,7 @@ def parse_yaml_mapping(text: str, source: str) -> tuple[dict[str, Any], LineMap]
                 f"{source}:{line}: {path}: duplicate key (keep only one of them)"
                 for line, path in duplicates
             ])
-        data = yaml.load(text)
+        return yaml.load(text)
     except _RecursiveAlias:
         raise ValidationFailed([f"{source}:1: an alias refers to a node that contains it "
                                 "(remove the anchors and aliases)"]) from None
@@ -195,6 +197,11 @@ def parse_yaml_mapping(text: str, source: str) -> tuple[dict[str, Any], LineMap]
         raise ValidationFailed([_yaml_error_line(exc, source)]) from None
     except YAMLError as exc:
         raise ValidationFailed([f"{source}:1: not valid YAML: {exc}"]) from None
+
+
+def parse_yaml_mapping(text: str, source: str) -> tuple[dict[str, Any], LineMap]:
+    """Parse one YAML mapping safely; raises :class:`ValidationFailed`."""
+    data = load_yaml(text, source)
     if not isinstance(data, CommentedMap):
         kind = ("empty" if data is None else "a list" if isinstance(data, CommentedSeq)
                 else f"a single value ({type(data).__name__})")
@@ -216,12 +223,19 @@ def _yaml_error_line(exc: MarkedYAMLError, source: str) -> str:
 def load_profile_data(path: Path) -> tuple[dict[str, Any], LineMap]:
     """The profile file as plain data, with the line of every key."""
     try:
-        text = path.read_text(encoding="utf-8")
+        text = inputs.read_text(path, MAX_BYTES)
     except FileNotFoundError:
         raise ValidationFailed([f"{path}:1: the file does not exist (check the path, or "
                                 "create it with selfhost init)"]) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ValidationFailed([f"{path}:1: cannot read the file ({exc})"]) from None
+    except inputs.UnfitFile as exc:
+        raise ValidationFailed([f"{path}:1: cannot read the file: {exc.reason} (give the "
+                                "path of a profile file)"]) from None
+    except UnicodeDecodeError:
+        raise ValidationFailed([f"{path}:1: the file is not UTF-8 text (save it as "
+                                "UTF-8)"]) from None
+    except OSError as exc:
+        raise ValidationFailed([f"{path}:1: cannot read the file ({exc.strerror or exc})"]) \
+            from None
     return parse_yaml_mapping(text, str(path))
 
 

@@ -37,6 +37,7 @@ import base64
 import json
 import os
 import secrets as random
+import stat
 import struct
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -48,6 +49,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
+from selfhost import inputs
 from selfhost.errors import SecretsError
 
 MAGIC = b"SHSECRET"
@@ -60,10 +62,13 @@ SCRYPT_P = 1
 _FIXED = struct.Struct(">8sBBBII16s12sI")
 #: a key file must hold at least this many bytes of key material
 MIN_KEY_FILE_BYTES = 32
-#: upper bounds on KDF parameters read from a file, so a crafted file cannot
-#: make the KDF use unbounded memory or time
-_MAX_LOG2_N, _MAX_R, _MAX_P = 20, 16, 4
+#: upper bounds on KDF parameters read from a file: exactly what :func:`seal`
+#: writes, so a crafted header cannot make the KDF spend more memory or time
+#: than opening a genuine file does, and the check runs before any derivation
+_MAX_LOG2_N, _MAX_R, _MAX_P = SCRYPT_LOG2_N, SCRYPT_R, SCRYPT_P
 _MAX_FILE_BYTES = 1_000_000
+#: a new passphrase must have at least this many characters
+MIN_PASSPHRASE = 12
 
 PASSPHRASE_ENV = "SELFHOST_PASSPHRASE"  # noqa: S105 - a variable name, not a value
 KEY_FILE_ENV = "SELFHOST_KEY_FILE"
@@ -120,15 +125,30 @@ class Secrets(Mapping[str, str]):
 
 # -- keys ---------------------------------------------------------------------------
 
-def _read_key_file(key_file: Path) -> bytes:
+def refuse_open_mode(path: Path, what: str) -> None:
+    """Refuse a secrets or key file that group or others may read (as ssh refuses
+    such a private key): whoever can read it holds the secrets."""
     try:
-        material = key_file.read_bytes()
+        info = path.stat()
+    except OSError:
+        return  # the read that follows reports a missing file
+    mode = stat.S_IMODE(info.st_mode)
+    # Devices and FIFOs are refused by the read itself, with the reason.
+    if stat.S_ISREG(info.st_mode) and mode & 0o077:
+        raise SecretsError(f"{what} {path} is readable by others (mode {mode:04o}); "
+                           f"protect it with: chmod 600 {path}")
+
+
+def _read_key_file(key_file: Path) -> bytes:
+    refuse_open_mode(key_file, "the key file")
+    try:
+        material = inputs.read_bytes(key_file, inputs.KEY_FILE_LIMIT)
     except OSError as exc:
         raise SecretsError(f"cannot read the key file {key_file} ({exc.strerror or exc}) "
                            f"(check --key-file or {KEY_FILE_ENV})") from None
     if len(material) < MIN_KEY_FILE_BYTES:
         raise SecretsError(f"the key file {key_file} holds fewer than {MIN_KEY_FILE_BYTES} "
-                           "bytes (create one with: head -c 32 /dev/urandom > FILE)")
+                           "bytes (create one with: (umask 077; head -c 32 /dev/urandom > FILE))")
     return material
 
 
@@ -180,11 +200,14 @@ class _Header:
             raise SecretsError(f"{source} has format version {version}; this selfhost "
                                f"reads version {VERSION} (upgrade selfhost)")
         self.params = (log2_n, r, p)
-        if self.kdf not in (KDF_SCRYPT, KDF_KEYFILE) or (
-            self.kdf == KDF_SCRYPT
-            and not (1 <= log2_n <= _MAX_LOG2_N and 1 <= r <= _MAX_R and 1 <= p <= _MAX_P)
-        ):
+        if self.kdf not in (KDF_SCRYPT, KDF_KEYFILE):
             raise broken
+        if self.kdf == KDF_SCRYPT and not (
+                1 <= log2_n <= _MAX_LOG2_N and 1 <= r <= _MAX_R and 1 <= p <= _MAX_P):
+            raise SecretsError(f"{source}: its scrypt parameters (log2 n={log2_n}, r={r}, "
+                               f"p={p}) exceed what selfhost writes (log2 n={_MAX_LOG2_N}, "
+                               f"r={_MAX_R}, p={_MAX_P}), so it was not written by selfhost "
+                               "(restore it from a backup); nothing was derived")
         end = _FIXED.size + names_len
         if len(data) < end + 16:
             raise broken
@@ -200,10 +223,9 @@ class _Header:
 
 
 def _read(path: Path) -> bytes:
+    refuse_open_mode(path, "the secrets file")
     try:
-        if path.stat().st_size > _MAX_FILE_BYTES:
-            raise SecretsError(f"{path} is too large to be a secrets file (check the path)")
-        return path.read_bytes()
+        return inputs.read_bytes(path, _MAX_FILE_BYTES)
     except FileNotFoundError:
         raise SecretsError(f"{path} does not exist (run selfhost init for the profile to "
                            "generate its secrets)") from None

@@ -95,10 +95,12 @@ def test_unknown_column_is_reported_as_unknown_key(tmp_path: Path) -> None:
     assert errors[0].startswith(f"{path}:2: row 1: customer.colour: unknown key")
 
 
-def test_duplicate_customer_ids_fail_the_later_row(tmp_path: Path) -> None:
+def test_duplicate_customer_ids_fail_every_row_that_shares_them(tmp_path: Path) -> None:
     path = _csv(tmp_path, GOOD_1, GOOD_1)
     errors, _ = _run(path, tmp_path)
-    assert errors == [f"{path}:3: row 2: customer.id: 'acme' is also the id of row 1 (give "
+    assert errors == [f"{path}:2: row 1: customer.id: 'acme' is also the id of row 2 (give "
+                      "each prospect its own customer.id)",
+                      f"{path}:3: row 2: customer.id: 'acme' is also the id of row 1 (give "
                       "each prospect its own customer.id)"]
 
 

@@ -90,6 +90,7 @@ def test_wrong_key_file_is_a_secrets_error(tmp_path: Path, key_file: Path) -> No
     profile = _profile(tmp_path, key_file, "air-gapped", ("hosts.app.0.address=127.0.0.1",))
     other = tmp_path / "other.key"
     other.write_bytes(b"x" * 32)
+    other.chmod(0o600)
     result = _deploy(str(profile), "--key-file", str(other))
     assert (result.exit_code, "wrong key file" in result.output) == (5, True)
 

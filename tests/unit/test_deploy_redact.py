@@ -17,11 +17,9 @@ PEM = ("-----BEGIN PRIVATE KEY-----\n"
 
 def test_fragments_of_a_pem_key_are_its_body_lines_not_its_armour() -> None:
     got = fragments(PEM)
-    assert got[1:] == [json.dumps(PEM)[1:-1], PEM.splitlines()[1], PEM.splitlines()[2]]
-
-
-def test_single_line_value_is_its_own_only_fragment() -> None:
-    assert fragments("s3cret-value") == ["s3cret-value"]
+    lines = PEM.splitlines()
+    assert (PEM in got, json.dumps(PEM)[1:-1] in got, lines[1] in got, lines[2] in got,
+            lines[0] in got, lines[3] in got) == (True, True, True, True, False, False)
 
 
 @pytest.mark.parametrize("text", [
@@ -62,3 +60,22 @@ def test_scan_reports_file_and_secret_name(tmp_path: Path) -> None:
 def test_scan_finds_a_secret_in_a_binary_file(tmp_path: Path) -> None:
     (tmp_path / "blob").write_bytes(b"\xff\xfe aaaa-bbbb-cccc \x00")
     assert [h.secret for h in scan([tmp_path], Redactor({"db": "aaaa-bbbb-cccc"}))] == ["db"]
+
+
+SECRET = 'p@ss/wo%rd"$`\\+end'
+
+
+@pytest.mark.parametrize(("form", "encoded"), [
+    ("URL-encoded (a password inside DATABASE_URL)", "p%40ss%2Fwo%25rd%22%24%60%5C%2Bend"),
+    ("form-encoded", "p%40ss%2Fwo%25rd%22%24%60%5C%2Bend"),
+    ("escaped for the app's environment file", 'p@ss/wo%rd\\"\\$\\`\\\\+end'),
+    ("escaped for a systemd unit line", 'p@ss/wo%%rd"$`\\+end'),
+    ("base64 (slurp, copy content)", "cEBzcy93byVyZCIkYFwrZW5k"),
+    ("JSON-escaped", 'p@ss/wo%rd\\"$`\\\\+end'),
+    ("JSON-escaped env-file form", 'p@ss/wo%rd\\\\\\"\\\\$\\\\`\\\\\\\\+end'),
+])
+def test_redact_knows_every_form_a_secret_takes_in_a_file(form: str, encoded: str) -> None:
+    assert encoded != SECRET
+    text = f"DATABASE_URL=postgresql://u:{encoded}@db/x"
+    assert Redactor({"database_password": SECRET}).redact(text) == (
+        f"DATABASE_URL=postgresql://u:{MASK}@db/x"), form

@@ -316,6 +316,7 @@ def test_wrong_key_on_rerun_exits_5(tmp_path: Path, key_file: Path) -> None:
     _init(tmp_path, key_file, "--preset", "air-gapped")
     other = tmp_path / "other.key"
     other.write_bytes(b"o" * 32)
+    other.chmod(0o600)
     result = _init(tmp_path, other, "--preset", "air-gapped", "--force")
     assert (result.exit_code, "wrong key file" in result.output) == (5, True)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from input_support import PROFILE
 
 from selfhost import secrets
 from selfhost.errors import ValidationFailed
@@ -12,19 +13,7 @@ from selfhost.models import Profile
 from selfhost.paths import preset_names, preset_path
 from selfhost.profile_io import check_profile, dump_profile, load_profile, parse_yaml_mapping
 
-VALID = """\
-customer:
-  name: ACME
-  id: acme
-  contact_email: dpo@acme.example
-  residency: DE
-hosts:
-  app:
-    - name: chat1
-      address: 192.0.2.10
-tls:
-  domain: chat.acme.example
-"""
+VALID = PROFILE
 
 BOMB = "\n".join(
     ['a: &a ["x", "x", "x", "x", "x", "x", "x", "x", "x"]']
@@ -109,6 +98,7 @@ def test_ai_key_stored_while_ai_disabled_is_found_without_passphrase(
     profile.write_text(VALID)
     secrets.secrets_path(profile).write_bytes(
         secrets.seal({"openai_api_key": "sk-test-value"}, key_file=key_file))
+    secrets.secrets_path(profile).chmod(0o600)
     check = check_profile(profile)
     assert [f.render() for f in check.errors] == [
         f"{profile}:1: ai.provider: AI is disabled but {tmp_path / 'p.secrets'} holds "
@@ -120,6 +110,7 @@ def test_other_providers_key_is_found(tmp_path: Path, key_file: Path) -> None:
     profile.write_text(VALID.replace("DE", "US") + "ai:\n  provider: anthropic\n")
     secrets.secrets_path(profile).write_bytes(secrets.seal(
         {"openai_api_key": "sk-a", "anthropic_api_key": "sk-b"}, key_file=key_file))
+    secrets.secrets_path(profile).chmod(0o600)
     assert [f.path for f in check_profile(profile).errors] == ["ai.provider"]
 
 

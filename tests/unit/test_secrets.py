@@ -20,6 +20,7 @@ def profile(tmp_path: Path) -> Path:
 
 def _store(profile: Path, data: bytes) -> None:
     secrets.secrets_path(profile).write_bytes(data)
+    secrets.secrets_path(profile).chmod(0o600)
 
 
 def test_secrets_live_beside_the_profile(profile: Path) -> None:
@@ -52,6 +53,7 @@ def test_wrong_key_file(profile: Path, key_file: Path, tmp_path: Path) -> None:
     _store(profile, secrets.seal(VALUES, key_file=key_file))
     other = tmp_path / "other.key"
     other.write_bytes(b"k" * 32)
+    other.chmod(0o600)
     with pytest.raises(SecretsError, match="wrong key file"):
         secrets.load_secrets(profile, key_file=other)
 
@@ -59,6 +61,7 @@ def test_wrong_key_file(profile: Path, key_file: Path, tmp_path: Path) -> None:
 def test_short_key_file_is_refused(tmp_path: Path) -> None:
     short = tmp_path / "short.key"
     short.write_bytes(b"x" * 8)
+    short.chmod(0o600)
     with pytest.raises(SecretsError, match="fewer than 32 bytes"):
         secrets.seal(VALUES, key_file=short)
 

@@ -20,6 +20,7 @@ from typing import Any
 from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
 
+from selfhost import inputs
 from selfhost.errors import InvalidInput
 from selfhost.models import Host, Profile, all_hosts
 from selfhost.plan import Plan
@@ -71,9 +72,9 @@ def _walk(group: Mapping[str, Any], inherited: HostVars, out: dict[str, HostVars
 def read_hosts(path: Path) -> dict[str, HostVars]:
     """Every host of a YAML inventory with its vars (group vars applied, host vars win)."""
     try:
-        data = YAML(typ="safe").load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise InvalidInput(f"cannot read the inventory {path} ({exc.strerror or exc}) "
+        data = YAML(typ="safe").load(inputs.read_text(path))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InvalidInput(f"cannot read the inventory {path} ({inputs.reason(exc)}) "
                            "(check --inventory)") from None
     except YAMLError as exc:
         raise InvalidInput(f"{path}: not valid YAML ({exc}); --inventory takes an "

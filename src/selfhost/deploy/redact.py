@@ -10,11 +10,13 @@ prints one line of a key has leaked it as surely as one that prints all of it.
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import quote, quote_plus
 
 #: shorter fragments are too likely to occur by chance (PEM armour, short words)
 MIN_FRAGMENT = 12
@@ -22,13 +24,26 @@ MASK = "********"
 _ARMOUR = re.compile(r"^-----(BEGIN|END) [A-Z ]+-----$")
 
 
+def encodings(value: str) -> list[str]:
+    """``value`` in each form in which it reaches a file: as is, JSON-escaped (extra
+    vars, events), URL-encoded (a password inside a URL), escaped for a systemd unit
+    or the app's environment file, and base64 (Ansible's slurp and copy content)."""
+    env_escaped = (value.replace("\\", "\\\\").replace('"', '\\"').replace("`", "\\`")
+                   .replace("$", "\\$"))
+    raw = value.encode()
+    forms = [value, quote(value, safe=""), quote_plus(value, safe=""), env_escaped,
+             value.replace("%", "%%"), env_escaped.replace("%", "%%"),
+             base64.b64encode(raw).decode(), base64.b64encode(raw).decode().rstrip("="),
+             base64.urlsafe_b64encode(raw).decode().rstrip("=")]
+    # Any of them may itself sit inside JSON (an event, a rendered file's diff).
+    escaped = [json.dumps(f, ensure_ascii=a)[1:-1] for f in forms for a in (True, False)]
+    return list(dict.fromkeys(forms + escaped))
+
+
 def fragments(value: str) -> list[str]:
-    """The strings whose presence betrays ``value``: itself, its JSON-escaped form
+    """The strings whose presence betrays ``value``: each of its :func:`encodings`
     and, for multi-line values, each substantial line that is not PEM armour."""
-    out = [value]
-    escaped = json.dumps(value)[1:-1]
-    if escaped != value:
-        out.append(escaped)
+    out = encodings(value)
     if "\n" in value:
         for raw in value.splitlines():
             line = raw.strip()

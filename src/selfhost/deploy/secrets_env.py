@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from selfhost.errors import SecretsError
+from selfhost.models import host_token
 from selfhost.plan import Plan
 from selfhost.secrets import env_name, secrets_path
 
@@ -43,5 +44,5 @@ def build_env(plan: Plan, secrets: Mapping[str, str], host_keys: Mapping[str, st
         env.update(key_env)
     else:
         for host, key in host_keys.items():
-            env[PREFIX + "TLS_KEY_" + host.upper().replace("-", "_").replace(".", "_")] = key
+            env[PREFIX + "TLS_KEY_" + host_token(host)] = key
     return env

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from selfhost import __version__, pki
+from selfhost import __version__, inputs, pki
 from selfhost import sandbox as sandbox_mod
 from selfhost.deploy import inventory, record
 from selfhost.deploy.delta import SubprocessorDelta, compare
@@ -144,10 +144,10 @@ def _read_text(profile_path: Path, value: str | None, what: str) -> str:
         return ""
     target = resolve(profile_path, value)
     try:
-        return target.read_text(encoding="utf-8")
-    except OSError as exc:
+        return inputs.read_text(target, inputs.PEM_LIMIT)
+    except (OSError, UnicodeDecodeError) as exc:
         raise InvalidInput(f"{profile_path}: {what}: cannot read {target} "
-                           f"({exc.strerror or exc})") from None
+                           f"({inputs.reason(exc)})") from None
 
 
 def _pki(profile_path: Path, target: Target, values: dict[str, str]) -> pki.PkiMaterial:

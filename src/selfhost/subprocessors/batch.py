@@ -25,16 +25,14 @@ from datetime import date
 from pathlib import Path
 from typing import Any, Literal
 
-from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
-from ruamel.yaml.error import YAMLError
 
-from selfhost import questions
+from selfhost import inputs, questions
 from selfhost.errors import InvalidInput, SelfhostError
 from selfhost.init import parse_set, refuse_secret_key
 from selfhost.paths import PROFILES_DIR
 from selfhost.plan import plan
-from selfhost.profile_io import LineMap, load_profile_data, model_findings
+from selfhost.profile_io import LineMap, load_profile_data, load_yaml, model_findings
 from selfhost.subprocessors.document import build_document
 from selfhost.subprocessors.files import write_file
 from selfhost.subprocessors.render import EXTENSIONS, Format, render
@@ -92,10 +90,10 @@ class _Job:
 
 def read_prospects(path: Path) -> list[Prospect]:
     try:
-        text = path.read_text(encoding="utf-8-sig")
+        text = inputs.read_text(path, inputs.TEXT_LIMIT, encoding="utf-8-sig")
     except OSError as exc:
-        raise InvalidInput(f"{path}: cannot read the prospects file ({exc.strerror})") \
-            from None
+        raise InvalidInput(f"{path}: cannot read the prospects file ({exc.strerror}; give "
+                           "the path of a CSV or YAML file)") from None
     except UnicodeDecodeError:
         raise InvalidInput(f"{path}: not UTF-8 text (save the file as UTF-8 CSV)") from None
     if path.suffix.lower() == ".csv":
@@ -117,7 +115,17 @@ def _read_csv(text: str, path: Path) -> list[Prospect]:
         raise InvalidInput(f"{path}:1: column {empty[0]} has no name (name every column "
                            "with a dotted profile key such as customer.name)")
     out: list[Prospect] = []
-    for cells in reader:
+    while True:
+        try:
+            cells = next(reader, None)
+        except csv.Error as exc:
+            # An oversized or malformed cell fails its own row; the reader goes on
+            # with the next line.
+            out.append(Prospect(row=len(out) + 1, line=reader.line_num, preset="",
+                                values={"(row)": f"{exc} (shorten the cell)"}))
+            continue
+        if cells is None:
+            break
         if not any(c.strip() for c in cells):
             continue
         row = len(out) + 1
@@ -131,10 +139,7 @@ def _read_csv(text: str, path: Path) -> list[Prospect]:
 
 
 def _read_yaml(text: str, path: Path) -> list[Prospect]:
-    try:
-        data = YAML(typ="rt").load(text)
-    except YAMLError as exc:
-        raise InvalidInput(f"{path}: not valid YAML ({exc})") from None
+    data = load_yaml(text, str(path))
     if not isinstance(data, CommentedSeq):
         raise InvalidInput(f"{path}:1: expected a list of prospects (- preset: us-openai\\n"
                            "  customer.name: ...)")
@@ -143,7 +148,8 @@ def _read_yaml(text: str, path: Path) -> list[Prospect]:
         line = data.lc.item(index)[0] + 1
         if not isinstance(item, CommentedMap):
             out.append(Prospect(row=index + 1, line=line, preset="",
-                                values={"(row)": "not a mapping"}))
+                                values={"(row)": "not a mapping (write each prospect as "
+                                                 "- preset: NAME with its keys below)"}))
             continue
         values = {str(k): _plain(v) for k, v in item.items()}
         preset = str(values.pop(PRESET_COLUMN, "") or "").strip()
@@ -174,6 +180,8 @@ def load_presets(profiles_dir: Path, names: Iterable[str]) -> dict[str, dict[str
 # -- one prospect -------------------------------------------------------------------
 
 def _profile_data(prospect: Prospect, job: _Job, where: str) -> dict[str, Any]:
+    if "(row)" in prospect.values:  # the row could not be read at all
+        raise InvalidInput(f"{where}: {prospect.values['(row)']}")
     if prospect.preset not in job.presets:
         problem = f"unknown preset {prospect.preset!r}" if prospect.preset else "missing"
         raise InvalidInput(f"{where}: {PRESET_COLUMN}: {problem} (choose one of: "
@@ -243,20 +251,33 @@ def _process(prospect: Prospect, job: _Job) -> RowResult:
 def _duplicates(prospects: list[Prospect], presets: dict[str, dict[str, Any]],
                 source: str) -> dict[int, str]:
     """Rows whose customer.id an earlier row already uses (their files would collide)."""
-    seen: dict[str, int] = {}
-    out = {}
+    rows: dict[str, list[Prospect]] = {}
     for p in prospects:
-        preset_id = presets.get(p.preset, {}).get("customer", {}).get("id")
-        value = p.values.get("customer.id", preset_id)
-        if value is None:
-            continue  # the row fails validation on its own
-        cid = str(value).strip()
-        if cid in seen:
-            out[p.row] = (f"{source}:{p.line}: row {p.row}: customer.id: {cid!r} is also the "
-                          f"id of row {seen[cid]} (give each prospect its own customer.id)")
-        else:
-            seen[cid] = p.row
+        value = _customer_id(p, presets)
+        if value is not None:  # without one, the row fails validation on its own
+            rows.setdefault(str(value).strip(), []).append(p)
+    out = {}
+    for cid, sharing in rows.items():
+        if len(sharing) < 2:
+            continue
+        # Every row is reported: writing any one of them would make its list look
+        # like the list of the others.
+        for p in sharing:
+            others = ", ".join(str(o.row) for o in sharing if o is not p)
+            out[p.row] = (f"{source}:{p.line}: row {p.row}: customer.id: {cid!r} is also "
+                          f"the id of row {others} (give each prospect its own customer.id)")
     return out
+
+
+def _customer_id(p: Prospect, presets: dict[str, dict[str, Any]]) -> Any:
+    """The customer id a prospect ends with, however it is written: a
+    ``customer.id`` column, a nested ``customer: {id: ...}``, or the preset's."""
+    if "customer.id" in p.values:
+        return p.values["customer.id"]
+    nested = p.values.get("customer")
+    if isinstance(nested, dict) and "id" in nested:
+        return nested["id"]
+    return presets.get(p.preset, {}).get("customer", {}).get("id")
 
 
 def run_batch(prospects_path: Path, output_dir: Path, *, formats: tuple[Format, ...],
@@ -292,9 +313,16 @@ def run_batch(prospects_path: Path, output_dir: Path, *, formats: tuple[Format, 
     return BatchResult(rows=rows, summary=summary)
 
 
-def _cell(text: str) -> str:
-    """Text a spreadsheet shows as text: a leading = + - @ would start a formula."""
-    return "'" + text if text[:1] in ("=", "+", "-", "@") else text
+#: a cell starting with one of these is run as a formula by spreadsheets (TAB and CR
+#: too: some strip them and then see the = behind)
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _cell(value: object) -> object:
+    """A cell a spreadsheet shows as text, never runs: ``'`` before a formula start."""
+    if isinstance(value, str) and value.startswith(_FORMULA_START):
+        return "'" + value
+    return value
 
 
 def _summary_csv(rows: list[RowResult], output_dir: Path) -> str:
@@ -304,8 +332,9 @@ def _summary_csv(rows: list[RowResult], output_dir: Path) -> str:
                      "subprocessors", "files", "errors"])
     for r in rows:
         status: Literal["ok", "failed"] = "ok" if r.ok else "failed"
-        writer.writerow([r.row, r.line, status, r.customer_id, _cell(r.customer_name),
-                         " ".join(r.subprocessors) or "none" if r.ok else "",
-                         " ".join(str(f.relative_to(output_dir)) for f in r.files),
-                         " | ".join(r.errors)])
+        writer.writerow([_cell(cell) for cell in (
+            r.row, r.line, status, r.customer_id, r.customer_name,
+            " ".join(r.subprocessors) or "none" if r.ok else "",
+            " ".join(str(f.relative_to(output_dir)) for f in r.files),
+            " | ".join(r.errors))])
     return buffer.getvalue()

@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from selfhost import templating
+from selfhost import inputs, templating
 from selfhost.errors import InvalidInput
 from selfhost.subprocessors.document import (
     Customer,
@@ -73,7 +73,7 @@ class ChangeNotice(_Notice):
 def load_list(path: Path, on: date) -> SubprocessorList:
     """A list from a JSON list file, or built from a profile as of ``on``."""
     try:
-        text = path.read_text(encoding="utf-8")
+        text = inputs.read_text(path)
     except FileNotFoundError:
         raise InvalidInput(f"{path}: the file does not exist (give a profile or a list "
                            "written by selfhost subprocessors render --format json)") \

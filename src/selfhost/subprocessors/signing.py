@@ -38,6 +38,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
 )
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from selfhost import inputs
 from selfhost.errors import ChecksFailed, InvalidInput
 from selfhost.subprocessors.document import Signature, SubprocessorList, dump_json
 from selfhost.subprocessors.files import write_file
@@ -100,7 +101,7 @@ def generate_keys(private_path: Path, public_path: Path, *, force: bool = False)
 
 def _read(path: Path, what: str) -> bytes:
     try:
-        return path.read_bytes()
+        return inputs.read_bytes(path, inputs.PEM_LIMIT)
     except OSError as exc:
         raise InvalidInput(f"{path}: cannot read the {what} ({exc.strerror})") from None
 
