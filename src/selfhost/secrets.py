@@ -50,7 +50,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
 from selfhost import inputs
-from selfhost.errors import SecretsError
+from selfhost.errors import InvalidInput, SecretsError
 
 MAGIC = b"SHSECRET"
 VERSION = 1
@@ -135,7 +135,8 @@ def refuse_open_mode(path: Path, what: str) -> None:
     mode = stat.S_IMODE(info.st_mode)
     # Devices and FIFOs are refused by the read itself, with the reason.
     if stat.S_ISREG(info.st_mode) and mode & 0o077:
-        raise SecretsError(f"{what} {path} is readable by others (mode {mode:04o}); "
+        # Invalid input (exit 2), not an unopenable file: the fix is the user's chmod.
+        raise InvalidInput(f"{what} {path} is readable by others (mode {mode:04o}); "
                            f"protect it with: chmod 600 {path}")
 
 

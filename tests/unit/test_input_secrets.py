@@ -21,7 +21,7 @@ def test_a_key_file_others_can_read_is_refused_with_the_chmod(tmp_path: Path,
     key_file.chmod(0o644)
     result = _init(tmp_path / "acme.yaml", "--key-file", str(key_file))
     assert (result.exit_code, result.output.strip()) == (
-        5, f"error: the key file {key_file} is readable by others (mode 0644); protect it "
+        2, f"error: the key file {key_file} is readable by others (mode 0644); protect it "
            f"with: chmod 600 {key_file}")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["secrets.key"]
 
@@ -35,7 +35,7 @@ def test_a_secrets_file_others_can_read_is_refused_with_the_chmod(tmp_path: Path
     before = stored.read_bytes()
     result = _init(output, "--key-file", str(key_file), "--force")
     assert (result.exit_code, result.output.strip()) == (
-        5, f"error: the secrets file {stored} is readable by others (mode 0640); protect it "
+        2, f"error: the secrets file {stored} is readable by others (mode 0640); protect it "
            f"with: chmod 600 {stored}")
     assert stored.read_bytes() == before
 
