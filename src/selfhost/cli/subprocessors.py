@@ -9,14 +9,21 @@ import click
 
 from selfhost.errors import ExitCode
 from selfhost.paths import PROFILES_DIR
+from selfhost.subprocessors import archive, feeds, publishing
 from selfhost.subprocessors.batch import run_batch
 from selfhost.subprocessors.diff import diff_files
+from selfhost.subprocessors.document import dump_json
 from selfhost.subprocessors.render import FORMATS, Format, render_profile, today
-from selfhost.subprocessors.signing import check_signature
+from selfhost.subprocessors.signing import check_signature, load_public_key
 from selfhost.verify.reconcile import reconcile_evidence
 
 _DATE = click.DateTime(formats=["%Y-%m-%d"])
 _FILE = click.Path(path_type=Path, dir_okay=False)
+_SIGN_KEY = click.option(
+    "--sign-key", type=_FILE, required=True, envvar="SELFHOST_SIGN_KEY",
+    help="Ed25519 private key (selfhost keys generate) that signs the archive entry "
+    "(or SELFHOST_SIGN_KEY).")
+_JSON = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
 
 
 def _day(value: datetime | None) -> date:
@@ -120,3 +127,94 @@ def check_signature_command(file: Path, public_key: Path, signature: Path | None
     """Exit 0 when FILE is exactly what was signed, 1 when any byte changed."""
     verified = check_signature(file, public_key, signature)
     click.echo(f"{file}: signature valid ({verified.form}, key {verified.key_id})")
+
+
+@subprocessors.command()
+@click.argument("profile", type=_FILE)
+@_SIGN_KEY
+@click.option("--date", "on", type=_DATE, help="Date of the list (YYYY-MM-DD; default: "
+              "today, UTC).")
+@_JSON
+def publish(profile: Path, sign_key: Path, on: datetime | None, as_json: bool) -> None:
+    """Append PROFILE's list to the customer's signed, hash-chained archive.
+
+    A list that says the same as the last published one adds nothing. The Atom
+    feed and JSON Feed beside the archive are written again after each change.
+    """
+    result = publishing.publish(profile, sign_key, on=_day(on))
+    entry = result.entry
+    if as_json:
+        click.echo(dump_json({
+            "archive": str(result.archive), "added": entry is not None,
+            "seq": entry.seq if entry else None,
+            "hash": archive.entry_hash(entry.line()) if entry else None,
+            "feeds": [str(p) for p in result.feeds]}), nl=False)
+        return
+    if entry is None:
+        click.echo(f"{result.archive}: unchanged since the last published list; nothing "
+                   "added")
+        return
+    click.echo(f"{result.archive}: published as entry {entry.seq} "
+               f"({archive.entry_hash(entry.line())})")
+    for path in result.feeds:
+        click.echo(f"feed: {path}")
+
+
+@subprocessors.command()
+@click.argument("profile", type=_FILE)
+@_JSON
+def history(profile: Path, as_json: bool) -> None:
+    """The archive's entries: date, kind and what changed, oldest first."""
+    path = publishing.profile_archive(profile)
+    items = publishing.history(path, publishing.require_archive(path))
+    if as_json:
+        click.echo(dump_json([i.model_dump(mode="json") for i in items]), nl=False)
+        return
+    for item in items:
+        when = item.date or item.recorded_at.date()
+        click.echo(f"{item.seq:>4}  {when}  {item.kind:<8}  {item.changes[0]}")
+        for line in item.changes[1:]:
+            click.echo(f"{'':>26}{line}")
+
+
+@subprocessors.command("archive-check")
+@click.argument("profile", type=_FILE)
+@click.option("--public-key", type=_FILE, required=True,
+              help="The signer's public key (the .pub file of selfhost keys generate).")
+@_JSON
+@click.pass_context
+def archive_check(ctx: click.Context, profile: Path, public_key: Path,
+                  as_json: bool) -> None:
+    """Check every entry's hash link and signature; exit 1 naming the first bad one."""
+    path = publishing.profile_archive(profile)
+    lines = archive.read_lines(path)
+    entries, problem = archive.check_lines(lines, load_public_key(public_key))
+    if not lines:
+        problem = archive.Problem(line=0, seq=None, why="the archive is empty or missing "
+                                  "(publish a list first)")
+    if as_json:
+        click.echo(dump_json({
+            "archive": str(path), "ok": problem is None, "entries": len(lines),
+            "checked": len(entries),
+            "first_bad": None if problem is None else {
+                "line": problem.line, "seq": problem.seq, "reason": problem.why}}),
+            nl=False)
+    elif problem is None:
+        click.echo(f"{path}: {len(entries)} entries, chain and signatures intact")
+    else:
+        click.echo(f"{problem.message(path)}; FAILED ({len(entries)} of {len(lines)} "
+                   "entries before it check)", err=True)
+    if problem is not None:
+        ctx.exit(int(ExitCode.DIFFERENCE))
+
+
+@subprocessors.command()
+@click.argument("profile", type=_FILE)
+@click.option("--format", "fmt", type=click.Choice(["atom", "json"]), default="atom",
+              show_default=True, help="Atom (RFC 4287) or JSON Feed 1.1.")
+def feed(profile: Path, fmt: str) -> None:
+    """Print the feed of the archive's published changes and notices."""
+    path = publishing.profile_archive(profile)
+    the_feed = publishing.feed(path, publishing.require_archive(path))
+    click.echo(feeds.atom(the_feed) if fmt == "atom" else feeds.json_feed(the_feed),
+               nl=False)

@@ -8,6 +8,7 @@ objection deadline (notice date + NEW's ``notice.objection_days``).
 
 from __future__ import annotations
 
+import json
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any, Literal
@@ -65,6 +66,16 @@ class ChangeNotice(_Notice):
 
     def to_json(self) -> str:
         return dump_json(self.model_dump(mode="json"))
+
+    def lines(self) -> list[str]:
+        """One line per added, removed or changed subprocessor."""
+        out = [f"+ {s.id} ({s.facts.name}): added" for s in self.added]
+        out += [f"- {s.id} ({s.facts.name}): removed" for s in self.removed]
+        for changed in self.changed:
+            fields = ", ".join(f"{c.field}: {json.dumps(c.old)} -> {json.dumps(c.new)}"
+                               for c in changed.changes)
+            out.append(f"~ {changed.id} ({changed.name}): {fields}")
+        return out
 
     def to_markdown(self) -> str:
         return templating.render(TEMPLATE, notice=self)
