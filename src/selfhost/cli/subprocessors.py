@@ -9,7 +9,7 @@ import click
 
 from selfhost.errors import ExitCode
 from selfhost.paths import PROFILES_DIR
-from selfhost.subprocessors import archive, feeds, publishing
+from selfhost.subprocessors import archive, feeds, notices, publishing
 from selfhost.subprocessors.batch import run_batch
 from selfhost.subprocessors.diff import diff_files
 from selfhost.subprocessors.document import dump_json
@@ -218,3 +218,38 @@ def feed(profile: Path, fmt: str) -> None:
     the_feed = publishing.feed(path, publishing.require_archive(path))
     click.echo(feeds.atom(the_feed) if fmt == "atom" else feeds.json_feed(the_feed),
                nl=False)
+
+
+@subprocessors.command()
+@click.argument("profile", type=_FILE)
+@click.option("--date", "on", type=_DATE, help="Date the notice is sent (YYYY-MM-DD; "
+              "default: today, UTC).")
+@_SIGN_KEY
+@_JSON
+def notice(profile: Path, on: datetime | None, sign_key: Path, as_json: bool) -> None:
+    """Record a notice of the change from the last published list to PROFILE's.
+
+    Effective on DATE + notice.days, objections until DATE + notice.objection_days;
+    the notice document (md, html) is written beside the archive. Deploys that
+    add a subprocessor or change what one processes wait for it.
+    """
+    result = notices.record_notice(profile, sign_key, on=_day(on))
+    n = result.notice
+    if as_json:
+        click.echo(dump_json({
+            "archive": str(result.archive), "added": result.added, "seq": result.seq,
+            "changes": n.has_changes, "notice_date": n.notice_date.isoformat(),
+            "effective_date": n.effective_date.isoformat(),
+            "objection_deadline": n.objection_deadline.isoformat(),
+            "documents": [str(p) for p in result.documents]}), nl=False)
+        return
+    if not n.has_changes:
+        click.echo("no subprocessor changed since the last published list; no notice needed")
+        return
+    verb = "recorded as" if result.added else "already recorded as"
+    click.echo(f"{result.archive}: notice {verb} entry {result.seq}: sent {n.notice_date}, "
+               f"effective {n.effective_date}, objections until {n.objection_deadline}")
+    for line in n.lines():
+        click.echo(f"  {line}")
+    for path in result.documents:
+        click.echo(f"notice document: {path}")
