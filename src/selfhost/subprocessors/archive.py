@@ -40,6 +40,7 @@ from selfhost import paths
 from selfhost.errors import ChecksFailed, InvalidInput
 from selfhost.models import field_errors
 from selfhost.subprocessors.diff import ChangeNotice
+from selfhost.subprocessors.document import Activation
 from selfhost.subprocessors.files import write_file
 from selfhost.subprocessors.signing import canonical_bytes, key_id
 
@@ -75,6 +76,8 @@ class NoticeOverride(_Entry):
     reason: str
     #: sequence number of the pending notice, or None when none was recorded
     notice_seq: int | None
+    #: the subprocessors added or processing more, which the notice was for
+    ids: list[str]
 
 
 Content = Annotated[PublishedList | RecordedNotice | NoticeOverride,
@@ -109,7 +112,14 @@ def list_digest(doc: dict[str, Any]) -> str:
     """What a list says, without the fields every rendering changes: two lists with
     the same digest are the same list for the customer."""
     stable = {k: v for k, v in doc.items() if k not in _VOLATILE}
+    stable["subprocessors"] = without_activation(stable.get("subprocessors", []))
     return entry_hash(canonical_bytes(stable))
+
+
+def without_activation(subprocessors: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The subprocessors without ``activation``: that is derived from the archive itself,
+    so it never makes a list different."""
+    return [{k: v for k, v in s.items() if k != "activation"} for s in subprocessors]
 
 
 def archive_path(profile_path: Path, customer_id: str) -> Path:
@@ -285,3 +295,36 @@ def invalid_content(path: Path, seq: int, exc: ValidationError) -> InvalidInput:
     where, message = field_errors(exc)[0]
     return InvalidInput(f"{path}:{seq}: content.list.{where}: {message} (the entry checks "
                         "but its list is not one this selfhost version reads)")
+
+
+def _announced(notice: ChangeNotice) -> list[str]:
+    return [s.id for s in notice.added] + [c.id for c in notice.changed]
+
+
+def activations(entries: list[Entry]) -> dict[str, Activation]:
+    """For each subprocessor, the entry under which it last became active: the first
+    published list that named it, or the latest notice or override announcing it."""
+    out: dict[str, Activation] = {}
+    for entry in entries:
+        content = entry.content
+        if isinstance(content, PublishedList):
+            for sub in content.list.get("subprocessors", []):
+                if sub["id"] not in out:
+                    out[sub["id"]] = Activation(
+                        kind="initial-list", entry=entry.seq, date=list_date(content),
+                        detail=f"in the list published on {list_date(content)} "
+                        f"(archive entry {entry.seq})")
+        elif isinstance(content, RecordedNotice):
+            n = content.notice
+            for sub_id in _announced(n):
+                out[sub_id] = Activation(
+                    kind="notice", entry=entry.seq, date=n.notice_date,
+                    detail=f"notice {entry.seq} of {n.notice_date}, effective "
+                    f"{n.effective_date} (archive entry {entry.seq})")
+        else:
+            for sub_id in content.ids:
+                out[sub_id] = Activation(
+                    kind="override", entry=entry.seq, date=entry.recorded_at.date(),
+                    detail=f"deployed on {entry.recorded_at.date()} before its notice was "
+                    f"effective; reason: {content.reason} (archive entry {entry.seq})")
+    return out

@@ -17,6 +17,8 @@ from pydantic import BaseModel, ConfigDict
 
 from selfhost import templating
 from selfhost.errors import InvalidInput
+from selfhost.plan import plan
+from selfhost.profile_io import load_profile
 from selfhost.subprocessors.document import (
     Customer,
     Subprocessor,
@@ -25,7 +27,6 @@ from selfhost.subprocessors.document import (
     dump_json,
     from_json,
 )
-from selfhost.subprocessors.render import load_plan
 
 TEMPLATE = "change-notice.md.j2"
 
@@ -93,7 +94,7 @@ def load_list(path: Path, on: date) -> SubprocessorList:
         raise InvalidInput(f"{path}: cannot read the file ({exc})") from None
     if text.lstrip().startswith("{"):
         return from_json(text, str(path))
-    return build_document(load_plan(path), on=on)
+    return build_document(plan(load_profile(path)), on=on)
 
 
 def _flatten(value: Any, prefix: str, out: dict[str, Any]) -> None:
@@ -106,7 +107,8 @@ def _flatten(value: Any, prefix: str, out: dict[str, Any]) -> None:
 
 def _fields(sub: Subprocessor) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    _flatten(sub.model_dump(mode="json", exclude={"id"}), "", out)
+    # how it became active is the archive's record, not a change of the subprocessor
+    _flatten(sub.model_dump(mode="json", exclude={"id", "activation"}), "", out)
     return out
 
 

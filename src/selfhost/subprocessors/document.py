@@ -86,12 +86,26 @@ class Transfer(_Doc):
     note: str
 
 
+class Activation(_Doc):
+    """How a subprocessor came into the list, from the customer's archive."""
+
+    kind: Literal["initial-list", "notice", "override"]
+    #: the archive entry: the first published list, the notice or the override
+    entry: int
+    #: the list's date, the notice date or the day of the override
+    date: date
+    detail: str
+
+
 class Subprocessor(_Doc):
     id: str = Field(description="Catalog id of the vendor")
     category: Category
     facts: VendorFacts = Field(description="The catalog's facts, unchanged")
     use: Use
     transfer: Transfer
+    activation: Activation | None = Field(
+        default=None, description="The archive entry under which it became active (the "
+        "first published list, a notice of change or an override); null without an archive")
 
 
 class NotUsedEntry(_Doc):
@@ -194,11 +208,14 @@ def dump_json(data: Any) -> str:
 
 def build_document(plan: Plan, *, on: date, catalog: Catalog | None = None,
                    evidence: Evidence | None = None,
+                   activations: dict[str, Activation] | None = None,
                    tool_version: str = __version__) -> SubprocessorList:
     """The list for ``plan`` as of ``on``. Pure: same inputs, same document."""
     catalog = catalog or load_catalog()
     residency = plan.customer.residency
-    subprocessors = [_subprocessor(p, catalog, residency) for p in plan.third_parties]
+    active = activations or {}
+    subprocessors = [_subprocessor(p, catalog, residency).model_copy(
+        update={"activation": active.get(p.id)}) for p in plan.third_parties]
     return SubprocessorList(
         tool_version=tool_version,
         date=on,
@@ -365,6 +382,7 @@ def fact_rows(sub: Subprocessor) -> list[tuple[str, str]]:
         ("Data processing agreement", show(f.dpa)),
         ("Address", show(f.address)),
         ("Data protection contact", show(f.contact)),
+        *([("Active under", sub.activation.detail)] if sub.activation else []),
     ]
 
 

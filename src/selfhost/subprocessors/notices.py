@@ -17,7 +17,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
-from typing import Any
 
 from selfhost import templating
 from selfhost.errors import Aborted, InvalidInput
@@ -37,7 +36,7 @@ _PROCESSING = ("use.data", "use.purpose")
 
 def subprocessors_digest(doc: SubprocessorList) -> str:
     """The digest a notice is matched by: the subprocessors and what they get."""
-    payload: list[dict[str, Any]] = doc.payload()["subprocessors"]
+    payload = archive.without_activation(doc.payload()["subprocessors"])
     return archive.entry_hash(canonical_bytes({"subprocessors": payload}))
 
 
@@ -97,6 +96,8 @@ class Gate:
     digest: str
     #: the added or changed subprocessors that need a notice, one line each
     needs_notice: list[str]
+    #: their ids
+    ids: list[str]
     #: the notice of exactly this list (its entry number and content), if recorded
     notice: tuple[int, ChangeNotice] | None
 
@@ -136,14 +137,17 @@ class Gate:
                        f"{n.effective_date}, not before (today is {self.on}){override}")
 
 
-def _needs_notice(baseline: SubprocessorList, new: SubprocessorList, on: date) -> list[str]:
+def _needs_notice(baseline: SubprocessorList, new: SubprocessorList, on: date
+                  ) -> tuple[list[str], list[str]]:
     change = compare(baseline, new, on)
     lines = [f"+ {s.id} ({s.facts.name}): added" for s in change.added]
+    ids = [s.id for s in change.added]
     for item in change.changed:
         fields = [c.field for c in item.changes if c.field.startswith(_PROCESSING)]
         if fields:
             lines.append(f"~ {item.id} ({item.name}): {', '.join(fields)} changed")
-    return lines
+            ids.append(item.id)
+    return lines, ids
 
 
 def evaluate(profile_path: Path, the_plan: Plan, deployed: SubprocessorList | None,
@@ -156,10 +160,10 @@ def evaluate(profile_path: Path, the_plan: Plan, deployed: SubprocessorList | No
     new = build_document(the_plan, on=on)
     digest = subprocessors_digest(new)
     if not entries or baseline is None:
-        return Gate(path, bool(entries), on, digest, [], None)
+        return Gate(path, bool(entries), on, digest, [], [], None)
     found = [(e.seq, n.notice) for e, n in notices(entries) if n.digest == digest]
-    return Gate(path, True, on, digest, _needs_notice(baseline, new, on),
-                found[-1] if found else None)
+    lines, ids = _needs_notice(baseline, new, on)
+    return Gate(path, True, on, digest, lines, ids, found[-1] if found else None)
 
 
 def check_override(gate: Gate, reason: str | None, sign_key: Path | None) -> None:
@@ -183,6 +187,7 @@ def record_override(gate: Gate, reason: str, sign_key: Path) -> int:
     with archive.appending(gate.archive, key) as entries:
         entry = archive.make_entry(entries, NoticeOverride(
             digest=gate.digest, reason=reason.strip(),
-            notice_seq=gate.notice[0] if gate.notice is not None else None), key)
+            notice_seq=gate.notice[0] if gate.notice is not None else None,
+            ids=gate.ids), key)
     write_feeds(gate.archive, entries)
     return entry.seq

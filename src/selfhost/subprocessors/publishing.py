@@ -109,11 +109,12 @@ def profile_archive(profile_path: Path) -> Path:
 def publish(profile_path: Path, sign_key: Path, *, on: date,
             now: datetime | None = None) -> Published:
     key = load_private_key(sign_key)
-    doc = build_document(load_plan(profile_path), on=on)
-    path = archive.archive_path(profile_path, doc.customer.id)
-    payload = doc.payload()
-    digest = archive.list_digest(payload)
+    the_plan = load_plan(profile_path)
+    path = archive.archive_path(profile_path, the_plan.customer.id)
     with archive.appending(path, key) as entries:
+        doc = build_document(the_plan, on=on, activations=archive.activations(entries))
+        payload = doc.payload()
+        digest = archive.list_digest(payload)
         last = archive.last_list(entries)
         if last is not None and last.digest == digest:
             return Published(archive=path, entry=None, feeds=[])

@@ -12,8 +12,13 @@ from typing import Literal
 from selfhost.errors import InvalidInput
 from selfhost.plan import Plan, plan
 from selfhost.profile_io import load_profile
-from selfhost.subprocessors import signing
-from selfhost.subprocessors.document import Evidence, SubprocessorList, build_document
+from selfhost.subprocessors import archive, signing
+from selfhost.subprocessors.document import (
+    Activation,
+    Evidence,
+    SubprocessorList,
+    build_document,
+)
 from selfhost.subprocessors.files import write_file
 from selfhost.subprocessors.render_html import render_html
 from selfhost.subprocessors.render_md import render_markdown
@@ -54,6 +59,12 @@ def load_plan(profile_path: Path) -> Plan:
     return plan(load_profile(profile_path))
 
 
+def archived_activations(profile_path: Path, the_plan: Plan) -> dict[str, Activation]:
+    """How each subprocessor became active, from the customer's archive (if any)."""
+    path = archive.archive_path(profile_path, the_plan.customer.id)
+    return archive.activations(archive.load(path))
+
+
 @dataclass(frozen=True)
 class Rendered:
     content: bytes
@@ -78,7 +89,9 @@ def render_profile(profile_path: Path, *, fmt: Format, on: date,
         raise InvalidInput("--detached needs --sign-key and --output (the signature is "
                            "written beside the output file as OUTPUT.sig)")
     key = signing.load_private_key(sign_key) if sign_key is not None else None
-    doc = build_document(load_plan(profile_path), on=on, evidence=evidence)
+    the_plan = load_plan(profile_path)
+    doc = build_document(the_plan, on=on, evidence=evidence,
+                         activations=archived_activations(profile_path, the_plan))
     if key is not None and not detached:
         doc = signing.sign_embedded(doc, key)
     content = render(doc, fmt).encode("utf-8")
