@@ -23,6 +23,9 @@ _SIGN_KEY = click.option(
     "--sign-key", type=_FILE, required=True, envvar="SELFHOST_SIGN_KEY",
     help="Ed25519 private key (selfhost keys generate) that signs the archive entry "
     "(or SELFHOST_SIGN_KEY).")
+_OVERLAY = click.option(
+    "--catalog-overlay", type=_FILE, help="The customer's own vendor facts (YAML; see the "
+    "README), laid over the catalog; default: the profile's catalog_overlay.")
 _JSON = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
 
 
@@ -52,9 +55,11 @@ def subprocessors() -> None:
               "first (exit 1 naming each difference); on a match the list embeds the evidence.")
 @click.option("--inventory", type=_FILE, help="With --verify: the hosts' Ansible inventory.")
 @click.option("--sandbox", "sandbox_name", metavar="NAME", help="With --verify: the sandbox.")
+@_OVERLAY
 def render(*, profile: Path, fmt: Format, output: Path | None, on: datetime | None,
            sign_key: Path | None, detached: bool, verify_hosts: bool,
-           inventory: Path | None, sandbox_name: str | None) -> None:
+           inventory: Path | None, sandbox_name: str | None,
+           catalog_overlay: Path | None) -> None:
     """List exactly the third parties PROFILE's deployment sends personal data to."""
     evidence = None
     if verify_hosts:
@@ -62,7 +67,8 @@ def render(*, profile: Path, fmt: Format, output: Path | None, on: datetime | No
         click.echo(f"reconciled with {', '.join(sorted({c.host for c in evidence.checks}))}",
                    err=True)
     result = render_profile(profile, fmt=fmt, on=_day(on), output=output, sign_key=sign_key,
-                            detached=detached, evidence=evidence)
+                            detached=detached, evidence=evidence,
+                            catalog_overlay_path=catalog_overlay)
     if output is None:
         click.echo(result.content.decode("utf-8"), nl=False)
         return
@@ -134,14 +140,17 @@ def check_signature_command(file: Path, public_key: Path, signature: Path | None
 @_SIGN_KEY
 @click.option("--date", "on", type=_DATE, help="Date of the list (YYYY-MM-DD; default: "
               "today, UTC).")
+@_OVERLAY
 @_JSON
-def publish(profile: Path, sign_key: Path, on: datetime | None, as_json: bool) -> None:
+def publish(profile: Path, sign_key: Path, on: datetime | None,
+            catalog_overlay: Path | None, as_json: bool) -> None:
     """Append PROFILE's list to the customer's signed, hash-chained archive.
 
     A list that says the same as the last published one adds nothing. The Atom
     feed and JSON Feed beside the archive are written again after each change.
     """
-    result = publishing.publish(profile, sign_key, on=_day(on))
+    result = publishing.publish(profile, sign_key, on=_day(on),
+                                catalog_overlay=catalog_overlay)
     entry = result.entry
     if as_json:
         click.echo(dump_json({

@@ -19,7 +19,7 @@ from selfhost.subprocessors.archive import Entry, NoticeOverride, PublishedList,
 from selfhost.subprocessors.diff import compare
 from selfhost.subprocessors.document import SubprocessorList, build_document
 from selfhost.subprocessors.files import write_file
-from selfhost.subprocessors.render import load_plan
+from selfhost.subprocessors.render import list_inputs, load_plan
 from selfhost.subprocessors.signing import load_private_key
 
 
@@ -106,13 +106,15 @@ def profile_archive(profile_path: Path) -> Path:
     return archive.archive_path(profile_path, load_plan(profile_path).customer.id)
 
 
-def publish(profile_path: Path, sign_key: Path, *, on: date,
-            now: datetime | None = None) -> Published:
+def publish(profile_path: Path, sign_key: Path, *, on: date, now: datetime | None = None,
+            catalog_overlay: Path | None = None) -> Published:
     key = load_private_key(sign_key)
-    the_plan = load_plan(profile_path)
-    path = archive.archive_path(profile_path, the_plan.customer.id)
+    inputs = list_inputs(profile_path, catalog_overlay)
+    path = archive.archive_path(profile_path, inputs.plan.customer.id)
     with archive.appending(path, key) as entries:
-        doc = build_document(the_plan, on=on, activations=archive.activations(entries))
+        doc = build_document(inputs.plan, on=on, catalog=inputs.catalog,
+                             overlay_facts=inputs.overlay_facts,
+                             activations=archive.activations(entries))
         payload = doc.payload()
         digest = archive.list_digest(payload)
         last = archive.last_list(entries)

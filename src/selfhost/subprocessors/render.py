@@ -9,8 +9,11 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Literal
 
+from selfhost import catalog_overlay
+from selfhost.catalog import Catalog, load_catalog
 from selfhost.errors import InvalidInput
 from selfhost.plan import Plan, plan
+from selfhost.profile_checks import resolve
 from selfhost.profile_io import load_profile
 from selfhost.subprocessors import archive, signing
 from selfhost.subprocessors.document import (
@@ -59,6 +62,29 @@ def load_plan(profile_path: Path) -> Plan:
     return plan(load_profile(profile_path))
 
 
+@dataclass(frozen=True)
+class ListInputs:
+    """What a customer's list is built from: the Plan and the catalog as overlaid."""
+
+    plan: Plan
+    catalog: Catalog
+    overlay_facts: dict[str, list[str]]
+
+
+def list_inputs(profile_path: Path, overlay: Path | None = None) -> ListInputs:
+    """The profile's Plan and catalog; ``overlay`` (else the profile's
+    ``catalog_overlay``, relative to its directory) lays the customer's facts over it."""
+    profile = load_profile(profile_path)
+    catalog = load_catalog()
+    if overlay is None and profile.catalog_overlay:
+        overlay = resolve(profile_path, profile.catalog_overlay)
+    if overlay is None:
+        return ListInputs(plan(profile), catalog, {})
+    overlaid, provenance = catalog_overlay.apply(
+        catalog, catalog_overlay.load_overlay(overlay, catalog), overlay)
+    return ListInputs(plan(profile), overlaid, provenance)
+
+
 def archived_activations(profile_path: Path, the_plan: Plan) -> dict[str, Activation]:
     """How each subprocessor became active, from the customer's archive (if any)."""
     path = archive.archive_path(profile_path, the_plan.customer.id)
@@ -75,7 +101,8 @@ class Rendered:
 
 def render_profile(profile_path: Path, *, fmt: Format, on: date,
                    output: Path | None = None, sign_key: Path | None = None,
-                   detached: bool = False, evidence: Evidence | None = None) -> Rendered:
+                   detached: bool = False, evidence: Evidence | None = None,
+                   catalog_overlay_path: Path | None = None) -> Rendered:
     """The list for the profile at ``profile_path``, written to ``output`` when given.
 
     ``evidence`` (reconciliation with the live hosts) is embedded in the list, so
@@ -89,9 +116,10 @@ def render_profile(profile_path: Path, *, fmt: Format, on: date,
         raise InvalidInput("--detached needs --sign-key and --output (the signature is "
                            "written beside the output file as OUTPUT.sig)")
     key = signing.load_private_key(sign_key) if sign_key is not None else None
-    the_plan = load_plan(profile_path)
-    doc = build_document(the_plan, on=on, evidence=evidence,
-                         activations=archived_activations(profile_path, the_plan))
+    inputs = list_inputs(profile_path, catalog_overlay_path)
+    doc = build_document(inputs.plan, on=on, evidence=evidence, catalog=inputs.catalog,
+                         overlay_facts=inputs.overlay_facts,
+                         activations=archived_activations(profile_path, inputs.plan))
     if key is not None and not detached:
         doc = signing.sign_embedded(doc, key)
     content = render(doc, fmt).encode("utf-8")
