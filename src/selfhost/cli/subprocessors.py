@@ -13,7 +13,7 @@ from selfhost.subprocessors import archive, feeds, notices, publishing
 from selfhost.subprocessors.batch import run_batch
 from selfhost.subprocessors.diff import diff_files
 from selfhost.subprocessors.document import dump_json
-from selfhost.subprocessors.render import FORMATS, Format, render_profile, today
+from selfhost.subprocessors.render import FORMATS, Format, render_profile, today, write_annex
 from selfhost.subprocessors.signing import check_signature, load_public_key
 from selfhost.verify.reconcile import reconcile_evidence
 
@@ -262,3 +262,22 @@ def notice(profile: Path, on: datetime | None, sign_key: Path, as_json: bool) ->
         click.echo(f"  {line}")
     for path in result.documents:
         click.echo(f"notice document: {path}")
+
+
+@subprocessors.command()
+@click.argument("profile", type=_FILE)
+@click.option("--format", "fmt", type=click.Choice(["pdf", "html", "dpv"]), default="pdf",
+              show_default=True, help="pdf (printable, A4), html (the same page) or dpv "
+              "(W3C Data Privacy Vocabulary, JSON-LD).")
+@click.option("--output", "-o", type=_FILE, help="Write here (atomically); needed for pdf.")
+@click.option("--date", "on", type=_DATE, help="Date of the list (YYYY-MM-DD; default: "
+              "today, UTC).")
+@_OVERLAY
+def annex(profile: Path, fmt: str, output: Path | None, on: datetime | None,
+          catalog_overlay: Path | None) -> None:
+    """"Annex III — List of sub-processors" for the DPA, or its DPV JSON-LD export."""
+    content = write_annex(profile, fmt, output, on=_day(on), overlay=catalog_overlay)
+    if content is not None:
+        click.echo(content.decode("utf-8"), nl=False)
+    else:
+        click.echo(f"wrote {output}", err=True)

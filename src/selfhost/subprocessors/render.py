@@ -16,12 +16,14 @@ from selfhost.plan import Plan, plan
 from selfhost.profile_checks import resolve
 from selfhost.profile_io import load_profile
 from selfhost.subprocessors import archive, signing
+from selfhost.subprocessors.annex import annex_html, annex_pdf
 from selfhost.subprocessors.document import (
     Activation,
     Evidence,
     SubprocessorList,
     build_document,
 )
+from selfhost.subprocessors.dpv import to_jsonld
 from selfhost.subprocessors.files import write_file
 from selfhost.subprocessors.render_html import render_html
 from selfhost.subprocessors.render_md import render_markdown
@@ -136,3 +138,25 @@ def render_profile(profile_path: Path, *, fmt: Format, on: date,
             written.append(sig)
     key_id = signing.key_id(key.public_key()) if key is not None else None
     return Rendered(content=content, written=written, key_id=key_id)
+
+
+def write_annex(profile_path: Path, fmt: str, output: Path | None, *, on: date,
+                overlay: Path | None = None) -> bytes | None:
+    """The Annex III (pdf or html) or the DPV export; written to ``output`` when given
+    (then None is returned), else returned. A PDF needs ``output``."""
+    if fmt == "pdf" and output is None:
+        raise InvalidInput("--format pdf needs --output FILE.pdf (a PDF is not printed "
+                           "to a terminal)")
+    inputs = list_inputs(profile_path, overlay)
+    doc = build_document(inputs.plan, on=on, catalog=inputs.catalog,
+                         overlay_facts=inputs.overlay_facts,
+                         activations=archived_activations(profile_path, inputs.plan))
+    content = (annex_pdf(doc) if fmt == "pdf" else annex_html(doc).encode("utf-8")
+               if fmt == "html" else to_jsonld(doc).encode("utf-8"))
+    if output is None:
+        return content
+    if not output.parent.is_dir():
+        raise InvalidInput(f"{output.parent} is not a directory (create it, or choose "
+                           "another --output)")
+    write_file(output, content)
+    return None
