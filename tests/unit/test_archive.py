@@ -15,6 +15,7 @@ import feedparser_rs
 import pytest
 from click.testing import CliRunner, Result
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
+from customer_support import customer_profile
 from ruamel.yaml import YAML
 
 from selfhost.cli.app import main
@@ -32,10 +33,7 @@ def keys(tmp_path: Path) -> tuple[Path, Path]:
 
 @pytest.fixture
 def profile(tmp_path: Path) -> Path:
-    path = tmp_path / "customer" / "profile.yaml"
-    path.parent.mkdir()
-    shutil.copy(BASE, path)
-    return path
+    return customer_profile(tmp_path, BASE)
 
 
 def set_monitoring(profile: Path, provider: str) -> None:

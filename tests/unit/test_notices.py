@@ -8,13 +8,13 @@ named" (exit 2), and one it refuses exits 6 without ever looking for the sandbox
 from __future__ import annotations
 
 import json
-import shutil
 from datetime import UTC, datetime
 from pathlib import Path
 
 import feedparser
 import pytest
 from click.testing import CliRunner, Result
+from customer_support import customer_profile
 from ruamel.yaml import YAML
 
 from selfhost.cli.app import main
@@ -41,10 +41,7 @@ def key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 @pytest.fixture
 def profile(tmp_path: Path) -> Path:
-    path = tmp_path / "customer" / "profile.yaml"
-    path.parent.mkdir()
-    shutil.copy(BASE, path)
-    return path
+    return customer_profile(tmp_path, BASE)
 
 
 def edit(profile: Path, **sections: object) -> None:
