@@ -129,9 +129,26 @@ def test_the_feed_carries_the_notice_dates(sentry_added: Path) -> None:
     assert not feed.bozo
     newest = feed.entries[0]
     assert newest.title == "Notice: sub-processor change effective 2026-12-01"
-    assert "Notice 2 sent 2026-11-01; effective 2026-12-01; objections until 2026-11-15." \
-        in newest.summary
-    assert "+ sentry (Sentry): added" in newest.summary
+    assert newest.summary.splitlines() == [
+        "notice of change sent 2026-11-01: effective 2026-12-01, objections until 2026-11-15",
+        "+ sentry (Sentry): added"]
+
+
+def test_the_published_change_carries_its_notices_dates(sentry_added: Path) -> None:
+    assert notice(sentry_added, "2026-11-01").exit_code == 0
+    assert cli("subprocessors", "publish", str(sentry_added), "--date",
+               "2026-12-02").exit_code == 0
+    folder = state(sentry_added) / "subprocessors"
+    atom = feedparser.parse((folder / "feed.atom").read_bytes())
+    published = atom.entries[0]
+    assert published.title == "Sub-processor list of 2026-12-02"
+    assert published.summary.splitlines() == [
+        "+ sentry (Sentry): added",
+        "Notice 2 sent 2026-11-01; effective 2026-12-01; objections until 2026-11-15."]
+    item = json.loads((folder / "feed.json").read_text(encoding="utf-8"))["items"][0]
+    assert item["_selfhost"] == {
+        "kind": "list", "archive_entry": 3, "notice_seq": 2, "notice_date": "2026-11-01",
+        "effective_date": "2026-12-01", "objection_deadline": "2026-11-15"}
 
 
 # -- the gate -------------------------------------------------------------------------

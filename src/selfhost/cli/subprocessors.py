@@ -33,7 +33,8 @@ def _day(value: datetime | None) -> date:
     return value.date() if value is not None else today()
 
 
-@click.group(short_help="The GDPR Art. 28 subprocessor list: render, diff, batch, signatures.")
+@click.group(short_help="The GDPR Art. 28 subprocessor list: render, archive, notices, "
+             "annex, batch.")
 def subprocessors() -> None:
     """The deployment's GDPR Art. 28 subprocessor list, built from its plan."""
 
@@ -234,15 +235,18 @@ def feed(profile: Path, fmt: str) -> None:
 @click.option("--date", "on", type=_DATE, help="Date the notice is sent (YYYY-MM-DD; "
               "default: today, UTC).")
 @_SIGN_KEY
+@_OVERLAY
 @_JSON
-def notice(profile: Path, on: datetime | None, sign_key: Path, as_json: bool) -> None:
+def notice(profile: Path, on: datetime | None, sign_key: Path, catalog_overlay: Path | None,
+           as_json: bool) -> None:
     """Record a notice of the change from the last published list to PROFILE's.
 
     Effective on DATE + notice.days, objections until DATE + notice.objection_days;
     the notice document (md, html) is written beside the archive. Deploys that
     add a subprocessor or change what one processes wait for it.
     """
-    result = notices.record_notice(profile, sign_key, on=_day(on))
+    result = notices.record_notice(profile, sign_key, on=_day(on),
+                                   catalog_overlay=catalog_overlay)
     n = result.notice
     if as_json:
         click.echo(dump_json({

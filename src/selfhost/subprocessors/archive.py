@@ -116,6 +116,13 @@ def list_digest(doc: dict[str, Any]) -> str:
     return entry_hash(canonical_bytes(stable))
 
 
+def subprocessors_digest(doc: dict[str, Any]) -> str:
+    """The digest a notice is matched by: the subprocessors of a list's JSON object
+    and what they get (a list and its notice match whatever else differs)."""
+    payload = without_activation(doc.get("subprocessors", []))
+    return entry_hash(canonical_bytes({"subprocessors": payload}))
+
+
 def without_activation(subprocessors: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The subprocessors without ``activation``: that is derived from the archive itself,
     so it never makes a list different."""

@@ -62,7 +62,7 @@ def _urn(digest: str) -> str:
 
 def _text(item: FeedItem) -> str:
     lines = list(item.lines)
-    if item.notice is not None:
+    if item.notice is not None and item.kind == "list":
         n = item.notice
         lines.append(f"Notice {n.notice_seq} sent {n.notice_date}; effective "
                      f"{n.effective_date}; objections until {n.objection_deadline}.")

@@ -27,17 +27,16 @@ from selfhost.subprocessors.diff import ChangeNotice, compare
 from selfhost.subprocessors.document import SubprocessorList, build_document
 from selfhost.subprocessors.files import write_file
 from selfhost.subprocessors.publishing import as_list, write_feeds
-from selfhost.subprocessors.render import load_plan
-from selfhost.subprocessors.signing import canonical_bytes, load_private_key
+from selfhost.subprocessors.render import list_inputs
+from selfhost.subprocessors.signing import load_private_key
 
 #: the fields of a subprocessor whose change needs a notice: what it processes
 _PROCESSING = ("use.data", "use.purpose")
 
 
 def subprocessors_digest(doc: SubprocessorList) -> str:
-    """The digest a notice is matched by: the subprocessors and what they get."""
-    payload = archive.without_activation(doc.payload()["subprocessors"])
-    return archive.entry_hash(canonical_bytes({"subprocessors": payload}))
+    """The digest a notice is matched by (see :func:`archive.subprocessors_digest`)."""
+    return archive.subprocessors_digest(doc.payload())
 
 
 def notices(entries: list[Entry]) -> list[tuple[Entry, RecordedNotice]]:
@@ -58,9 +57,12 @@ class NoticeResult:
     documents: list[Path]
 
 
-def record_notice(profile_path: Path, sign_key: Path, *, on: date) -> NoticeResult:
+def record_notice(profile_path: Path, sign_key: Path, *, on: date,
+                  catalog_overlay: Path | None = None) -> NoticeResult:
     key = load_private_key(sign_key)
-    new = build_document(load_plan(profile_path), on=on)
+    inputs = list_inputs(profile_path, catalog_overlay)
+    new = build_document(inputs.plan, on=on, catalog=inputs.catalog,
+                         overlay_facts=inputs.overlay_facts)
     path = archive.archive_path(profile_path, new.customer.id)
     digest = subprocessors_digest(new)
     with archive.appending(path, key) as entries:

@@ -69,7 +69,8 @@ def feed(path: Path, entries: list[Entry]) -> feeds.Feed:
                      f"{content.notice.effective_date}")
         else:
             continue
-        announced = notices.get(content.digest)
+        announced = notices.get(archive.subprocessors_digest(content.list)
+                                if isinstance(content, PublishedList) else content.digest)
         dates = None
         if announced is not None:
             seq, n = announced
