@@ -7,6 +7,9 @@ import json
 from datetime import date
 from pathlib import Path
 
+from click.testing import CliRunner, Result
+
+from selfhost.cli.app import main
 from selfhost.subprocessors.batch import run_batch
 
 DAY = date(2026, 11, 27)
@@ -62,3 +65,55 @@ def test_contradictory_or_impossible_choices_still_fail(tmp_path: Path) -> None:
         "openai" in errors[2][0]
     assert "email.from_address: 'not-an-address' is not a valid e-mail address" in errors[3][0]
     assert not (out / "eu-co-subprocessors.json").exists()
+
+
+ANSWERS = """\
+customer:
+  name: Prospect Co
+  id: prospect-co
+  contact_email: dpo@prospect.example
+  residency: DE
+ai:
+  provider: anthropic
+  international_transfer_acknowledged: true
+email:
+  provider: sendgrid
+"""
+
+
+def _render(tmp_path: Path, text: str, *extra: str) -> Result:
+    path = tmp_path / "answers.yaml"
+    path.write_text(text, encoding="utf-8")
+    return CliRunner().invoke(main, ["subprocessors", "render", str(path), "--prospect",
+                                     "--format", "json", "--date", "2026-11-27", *extra])
+
+
+def test_an_answers_file_renders_as_a_prospect(tmp_path: Path) -> None:
+    """No host address, domain or sender address: none of them shapes the list."""
+    result = _render(tmp_path, ANSWERS)
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)
+    assert doc["customer"]["name"] == "Prospect Co"
+    assert [s["id"] for s in doc["subprocessors"]] == ["anthropic", "sendgrid"]
+    assert ".invalid" not in result.stdout
+
+
+def test_a_prospect_over_a_preset_keeps_the_presets_choices(tmp_path: Path) -> None:
+    result = _render(tmp_path, ANSWERS, "--preset", "us-openai")
+    assert result.exit_code == 0, result.output
+    assert [s["id"] for s in json.loads(result.stdout)["subprocessors"]] == \
+        ["anthropic", "sendgrid", "sentry"]
+
+
+def test_a_prospects_bad_choice_names_file_line_and_field(tmp_path: Path) -> None:
+    result = _render(tmp_path, ANSWERS.replace("provider: sendgrid", "provider: mailchimp"))
+    assert result.exit_code == 2
+    assert "answers.yaml:10: email.provider: Input should be" in result.stderr
+
+
+def test_without_prospect_an_answers_file_is_not_a_profile(tmp_path: Path) -> None:
+    path = tmp_path / "answers.yaml"
+    path.write_text(ANSWERS, encoding="utf-8")
+    result = CliRunner().invoke(main, ["subprocessors", "render", str(path)])
+    assert result.exit_code == 2
+    assert "hosts.app" in result.stderr

@@ -7,12 +7,14 @@ from pathlib import Path
 
 import click
 
-from selfhost.errors import ExitCode
-from selfhost.paths import PROFILES_DIR
+from selfhost.errors import ExitCode, InvalidInput
+from selfhost.paths import PROFILES_DIR, preset_names
+from selfhost.plan import plan
 from selfhost.subprocessors import archive, feeds, notices, publishing
 from selfhost.subprocessors.batch import run_batch
 from selfhost.subprocessors.diff import diff_files
 from selfhost.subprocessors.document import dump_json
+from selfhost.subprocessors.prospect import prospect_profile
 from selfhost.subprocessors.render import FORMATS, Format, render_profile, today, write_annex
 from selfhost.subprocessors.signing import check_signature, load_public_key
 from selfhost.verify.reconcile import reconcile_evidence
@@ -57,11 +59,21 @@ def subprocessors() -> None:
 @click.option("--inventory", type=_FILE, help="With --verify: the hosts' Ansible inventory.")
 @click.option("--sandbox", "sandbox_name", metavar="NAME", help="With --verify: the sandbox.")
 @_OVERLAY
+@click.option("--prospect", is_flag=True, help="PROFILE is a prospect's answers file "
+              "(as for selfhost init --answers): only what shapes the list is needed.")
+@click.option("--preset", type=click.Choice(preset_names()), help="With --prospect: the "
+              "preset the answers are laid over.")
 def render(*, profile: Path, fmt: Format, output: Path | None, on: datetime | None,
            sign_key: Path | None, detached: bool, verify_hosts: bool,
            inventory: Path | None, sandbox_name: str | None,
-           catalog_overlay: Path | None) -> None:
+           catalog_overlay: Path | None, prospect: bool, preset: str | None) -> None:
     """List exactly the third parties PROFILE's deployment sends personal data to."""
+    if preset is not None and not prospect:
+        raise InvalidInput("--preset needs --prospect")
+    if prospect and (verify_hosts or catalog_overlay is not None):
+        raise InvalidInput("--prospect lists a prospect, not a deployment: it takes "
+                               "neither --verify nor --catalog-overlay")
+    prospect_plan = plan(prospect_profile(profile, preset)) if prospect else None
     evidence = None
     if verify_hosts:
         evidence = reconcile_evidence(profile, inventory=inventory, sandbox=sandbox_name)
@@ -69,7 +81,7 @@ def render(*, profile: Path, fmt: Format, output: Path | None, on: datetime | No
                    err=True)
     result = render_profile(profile, fmt=fmt, on=_day(on), output=output, sign_key=sign_key,
                             detached=detached, evidence=evidence,
-                            catalog_overlay_path=catalog_overlay)
+                            catalog_overlay_path=catalog_overlay, prospect=prospect_plan)
     if output is None:
         click.echo(result.content.decode("utf-8"), nl=False)
         return

@@ -104,9 +104,11 @@ class Rendered:
 def render_profile(profile_path: Path, *, fmt: Format, on: date,
                    output: Path | None = None, sign_key: Path | None = None,
                    detached: bool = False, evidence: Evidence | None = None,
-                   catalog_overlay_path: Path | None = None) -> Rendered:
+                   catalog_overlay_path: Path | None = None,
+                   prospect: Plan | None = None) -> Rendered:
     """The list for the profile at ``profile_path``, written to ``output`` when given.
 
+    ``prospect`` (the Plan of a prospect's answers) replaces the profile's.
     ``evidence`` (reconciliation with the live hosts) is embedded in the list, so
     a signature covers it. An embedded signature needs ``fmt == "json"``; a
     detached one needs ``output`` (the signature goes to ``OUTPUT.sig``).
@@ -118,10 +120,14 @@ def render_profile(profile_path: Path, *, fmt: Format, on: date,
         raise InvalidInput("--detached needs --sign-key and --output (the signature is "
                            "written beside the output file as OUTPUT.sig)")
     key = signing.load_private_key(sign_key) if sign_key is not None else None
-    inputs = list_inputs(profile_path, catalog_overlay_path)
-    doc = build_document(inputs.plan, on=on, evidence=evidence, catalog=inputs.catalog,
-                         overlay_facts=inputs.overlay_facts,
-                         activations=archived_activations(profile_path, inputs.plan))
+    if prospect is not None:
+        # a prospect has no deployment yet: no archive, no overlay of its own
+        doc = build_document(prospect, on=on)
+    else:
+        inputs = list_inputs(profile_path, catalog_overlay_path)
+        doc = build_document(inputs.plan, on=on, evidence=evidence, catalog=inputs.catalog,
+                             overlay_facts=inputs.overlay_facts,
+                             activations=archived_activations(profile_path, inputs.plan))
     if key is not None and not detached:
         doc = signing.sign_embedded(doc, key)
     content = render(doc, fmt).encode("utf-8")
