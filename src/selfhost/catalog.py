@@ -64,6 +64,16 @@ FactList = list[Text] | Literal["unknown"]
 LocationCodes = list[Annotated[str, AfterValidator(_location)]] | Literal["unknown"]
 
 
+class ContactPerson(BaseModel):
+    """The vendor's contact person for data protection (SCCs Annex III)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: Fact
+    position: Fact
+    contact: Fact = Field(description="E-mail, phone or postal contact of the person")
+
+
 class VendorFacts(BaseModel):
     """What a subprocessor list states about one vendor (GDPR Art. 28, Annex IV)."""
 
@@ -89,6 +99,11 @@ class VendorFacts(BaseModel):
     dpa: Fact = Field(description="Data processing agreement: a link or how to obtain it")
     address: Fact = Field(description="Postal address of the legal entity (Annex IV)")
     contact: Fact = Field(description="Contact point for data protection (Annex IV)")
+    contact_person: ContactPerson = Field(description="Contact person (Annex III)")
+    processing_description: Fact = Field(
+        description="The processing this vendor performs in its part, delimiting its "
+        "responsibilities (Annex III)")
+    sub_processors: FactList = Field(description="The vendor's own sub-processors")
 
 
 class CatalogEntry(VendorFacts):

@@ -251,6 +251,9 @@ class Profile(Strict):
     backups: Backups = Field(default_factory=Backups)
     notice: Notice = Field(default_factory=Notice)
     app: App = Field(default_factory=App)
+    #: the customer's own vendor facts for the subprocessor list (a YAML file,
+    #: relative to the profile's directory); see selfhost.catalog_overlay
+    catalog_overlay: str | None = None
 
     @model_validator(mode="after")
     def _cross_field_rules(self) -> Self:

@@ -20,3 +20,9 @@ def preset_path(name: str) -> Path:
 
 def preset_names() -> list[str]:
     return sorted(p.stem for p in PROFILES_DIR.glob("*.yaml"))
+
+
+def state_dir(profile_path: Path, customer_id: str) -> Path:
+    """``<profile dir>/.selfhost/<customer id>``: what selfhost keeps about a customer's
+    deployment (certificates, the deployment record, the subprocessor archive)."""
+    return profile_path.resolve().parent / ".selfhost" / customer_id

@@ -191,8 +191,11 @@ class Plan(Frozen):
 
 
 def fingerprint(profile: Profile) -> str:
-    """A stable digest of every choice; two profiles that deploy alike match."""
-    canonical = json.dumps(profile.model_dump(mode="json"), sort_keys=True,
+    """A stable digest of every choice; two profiles that deploy alike match.
+
+    The catalog overlay changes what the list says, not what is deployed."""
+    canonical = json.dumps(profile.model_dump(mode="json", exclude={"catalog_overlay"}),
+                           sort_keys=True,
                            separators=(",", ":"))
     return "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()
 

@@ -137,7 +137,10 @@ entries:
     privacy_policy: unknown
     dpa: unknown
     address: unknown
-    contact: unknown{extra}
+    contact: unknown
+    contact_person: {{name: unknown, position: unknown, contact: unknown}}
+    processing_description: unknown
+    sub_processors: unknown{extra}
 """
 
 

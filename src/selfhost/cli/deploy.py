@@ -59,12 +59,19 @@ _ENGINE = click.option(
               help="Only these hosts (an Ansible pattern); no deployment record is kept.")
 @click.option("--yes", is_flag=True,
               help="Do not ask before a deploy that changes the subprocessor list.")
+@click.option("--override-notice", metavar="REASON", default=None,
+              help="Deploy a subprocessor change before its notice is effective; the "
+              "reason is recorded, signed, in the subprocessor archive.")
+@click.option("--sign-key", type=click.Path(path_type=Path, dir_okay=False),
+              envvar="SELFHOST_SIGN_KEY", default=None,
+              help="With --override-notice: the key that signs the archive entry.")
 @_ENGINE
 @click.option("--key-file", type=click.Path(path_type=Path, dir_okay=False),
               envvar=KEY_FILE_ENV, default=None,
               help="Key file of the secrets (else SELFHOST_PASSPHRASE or a prompt).")
 def deploy(*, profile: Path, inventory: Path | None, sandbox_name: str | None, check: bool,
-           limit: str | None, yes: bool, engine: str | None, key_file: Path | None) -> None:
+           limit: str | None, yes: bool, override_notice: str | None, sign_key: Path | None,
+           engine: str | None, key_file: Path | None) -> None:
     """Deploy a profile onto its hosts (exit 4 names the failed host and task)."""
     passphrase = None
     if (key_file is None and secrets.passphrase_from_env() is None and sys.stdin.isatty()
@@ -72,7 +79,8 @@ def deploy(*, profile: Path, inventory: Path | None, sandbox_name: str | None, c
         passphrase = click.prompt("Passphrase for the secrets file", hide_input=True)
     options = DeployOptions(inventory=inventory, sandbox=sandbox_name, check=check,
                             limit=limit, yes=yes, engine=engine, key_file=key_file,
-                            passphrase=passphrase)
+                            passphrase=passphrase, override_notice=override_notice,
+                            sign_key=sign_key)
     result = run_deploy(profile, options, reporter=_reporter, confirm=_confirm(),
                         say=click.echo)
     _summary(result)

@@ -7,7 +7,6 @@ logic as ``selfhost subprocessors diff``.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from datetime import date
 
@@ -33,13 +32,7 @@ class SubprocessorDelta:
             return ["subprocessors: first deployment, no earlier list to compare with"]
         if not notice.has_changes:
             return ["subprocessors: unchanged since the last deployment"]
-        out = [f"+ {s.id} ({s.facts.name}): added" for s in notice.added]
-        out += [f"- {s.id} ({s.facts.name}): removed" for s in notice.removed]
-        for changed in notice.changed:
-            fields = ", ".join(f"{c.field}: {json.dumps(c.old)} -> {json.dumps(c.new)}"
-                               for c in changed.changes)
-            out.append(f"~ {changed.id} ({changed.name}): {fields}")
-        return out
+        return notice.lines()
 
 
 def compare(previous: SubprocessorList | None, plan: Plan, on: date) -> SubprocessorDelta:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from selfhost import paths
 from selfhost.atomic import write_atomic
 from selfhost.errors import InvalidInput
 from selfhost.plan import Endpoint, Plan, ThirdParty
@@ -73,7 +74,7 @@ def left_behind(previous: DeploymentRecord | None, plan: Plan) -> list[str]:
 
 def state_dir(profile_path: Path, customer_id: str) -> Path:
     """``<profile dir>/.selfhost/<customer id>``: certificates and the record."""
-    return profile_path.resolve().parent / ".selfhost" / customer_id
+    return paths.state_dir(profile_path, customer_id)
 
 
 def record_path(profile_path: Path, customer_id: str) -> Path:

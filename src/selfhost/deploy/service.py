@@ -29,6 +29,7 @@ from selfhost.plan import Plan, plan
 from selfhost.profile_checks import resolve
 from selfhost.profile_io import load_profile
 from selfhost.secrets import Secrets, load_secrets, passphrase_from_env
+from selfhost.subprocessors import notices
 from selfhost.subprocessors.document import build_document
 from selfhost.subprocessors.render import today
 
@@ -54,6 +55,10 @@ class DeployOptions:
     key_file: Path | None = None
     #: keep the runner's artifacts here (only after a scan finds no secret in them)
     keep_artifacts: Path | None = None
+    #: deploy before the subprocessor change's notice is effective, for this reason
+    override_notice: str | None = None
+    #: Ed25519 key that signs the override's archive entry
+    sign_key: Path | None = None
 
 
 @dataclass
@@ -69,6 +74,10 @@ class DeployResult:
     record_path: Path | None
     #: components and hosts of the last deployment that this Plan no longer uses
     left_behind: list[str] = field(default_factory=list)
+    #: the notice gate as it was before the run
+    gate: notices.Gate | None = None
+    #: archive entry of the recorded --override-notice, if one was needed
+    override_entry: int | None = None
 
     @property
     def changed(self) -> int:
@@ -242,6 +251,7 @@ def deploy(profile_path: Path, options: DeployOptions, *,
     change of the subprocessor list is not confirmed.
     """
     engine = choose(options.engine)
+    gate = _notice_gate(profile_path, options, say)
     prepared = prepare(profile_path, options)
     target, redactor = prepared.target, prepared.redactor
 
@@ -278,10 +288,32 @@ def deploy(profile_path: Path, options: DeployOptions, *,
     raise_for(outcome, options.timeout)
 
     written = None
+    override = None
+    if not options.check and gate.blocked and options.override_notice is not None:
+        assert options.sign_key is not None  # checked by notices.check_override
+        override = notices.record_override(gate, options.override_notice, options.sign_key)
+        if say is not None:
+            say(f"notice override recorded in {gate.archive} as entry {override}")
     if not options.check and options.limit is None:
         written = rec_path
         record.write(rec_path, record.from_plan(target.plan, __version__))
         record.write_list(list_path, build_document(target.plan, on=on))
     return DeployResult(profile_path=profile_path, plan=target.plan, check=options.check,
                         engine=engine, stats=outcome.stats, seconds=outcome.seconds,
-                        delta=delta, record_path=written, left_behind=leftovers)
+                        delta=delta, record_path=written, left_behind=leftovers,
+                        gate=gate, override_entry=override)
+
+
+def _notice_gate(profile_path: Path, options: DeployOptions,
+                 say: Callable[[str], None] | None) -> notices.Gate:
+    """The notice gate, from the profile alone: it refuses before any host, sandbox
+    or secret is touched."""
+    the_plan = plan(load_profile(profile_path))
+    deployed = record.read_list(record.list_path(profile_path, the_plan.customer.id))
+    gate = notices.evaluate(profile_path, the_plan, deployed, today())
+    if say is not None and (options.check or gate.needs_notice):
+        for line in gate.lines():
+            say(line)
+    if not options.check:
+        notices.check_override(gate, options.override_notice, options.sign_key)
+    return gate

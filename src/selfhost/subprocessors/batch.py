@@ -35,6 +35,7 @@ from selfhost.plan import plan
 from selfhost.profile_io import LineMap, load_profile_data, load_yaml, model_findings
 from selfhost.subprocessors.document import build_document
 from selfhost.subprocessors.files import write_file
+from selfhost.subprocessors.prospect import prospect_data
 from selfhost.subprocessors.render import EXTENSIONS, Format, render
 
 SUMMARY_FILE = "summary.csv"
@@ -228,7 +229,7 @@ def _process(prospect: Prospect, job: _Job) -> RowResult:
     except SelfhostError as exc:
         result.errors.append(exc.message)
         return result
-    profile, findings = model_findings(data, LineMap(), job.source)
+    profile, findings = model_findings(prospect_data(data), LineMap(), job.source)
     if profile is None:
         result.errors += [f"{where}: {f.path}: {f.message}" for f in findings]
         return result

@@ -8,6 +8,7 @@ objection deadline (notice date + NEW's ``notice.objection_days``).
 
 from __future__ import annotations
 
+import json
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any, Literal
@@ -16,6 +17,8 @@ from pydantic import BaseModel, ConfigDict
 
 from selfhost import inputs, templating
 from selfhost.errors import InvalidInput
+from selfhost.plan import plan
+from selfhost.profile_io import load_profile
 from selfhost.subprocessors.document import (
     Customer,
     Subprocessor,
@@ -24,7 +27,6 @@ from selfhost.subprocessors.document import (
     dump_json,
     from_json,
 )
-from selfhost.subprocessors.render import load_plan
 
 TEMPLATE = "change-notice.md.j2"
 
@@ -66,6 +68,16 @@ class ChangeNotice(_Notice):
     def to_json(self) -> str:
         return dump_json(self.model_dump(mode="json"))
 
+    def lines(self) -> list[str]:
+        """One line per added, removed or changed subprocessor."""
+        out = [f"+ {s.id} ({s.facts.name}): added" for s in self.added]
+        out += [f"- {s.id} ({s.facts.name}): removed" for s in self.removed]
+        for changed in self.changed:
+            fields = ", ".join(f"{c.field}: {json.dumps(c.old)} -> {json.dumps(c.new)}"
+                               for c in changed.changes)
+            out.append(f"~ {changed.id} ({changed.name}): {fields}")
+        return out
+
     def to_markdown(self) -> str:
         return templating.render(TEMPLATE, notice=self)
 
@@ -82,7 +94,7 @@ def load_list(path: Path, on: date) -> SubprocessorList:
         raise InvalidInput(f"{path}: cannot read the file ({exc})") from None
     if text.lstrip().startswith("{"):
         return from_json(text, str(path))
-    return build_document(load_plan(path), on=on)
+    return build_document(plan(load_profile(path)), on=on)
 
 
 def _flatten(value: Any, prefix: str, out: dict[str, Any]) -> None:
@@ -95,7 +107,8 @@ def _flatten(value: Any, prefix: str, out: dict[str, Any]) -> None:
 
 def _fields(sub: Subprocessor) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    _flatten(sub.model_dump(mode="json", exclude={"id"}), "", out)
+    # how it became active is the archive's record, not a change of the subprocessor
+    _flatten(sub.model_dump(mode="json", exclude={"id", "activation"}), "", out)
     return out
 
 

@@ -86,12 +86,29 @@ class Transfer(_Doc):
     note: str
 
 
+class Activation(_Doc):
+    """How a subprocessor came into the list, from the customer's archive."""
+
+    kind: Literal["initial-list", "notice", "override"]
+    #: the archive entry: the first published list, the notice or the override
+    entry: int
+    #: the list's date, the notice date or the day of the override
+    date: date
+    detail: str
+
+
 class Subprocessor(_Doc):
     id: str = Field(description="Catalog id of the vendor")
     category: Category
     facts: VendorFacts = Field(description="The catalog's facts, unchanged")
     use: Use
     transfer: Transfer
+    overlay_facts: list[str] = Field(
+        default_factory=list, description="The facts (dotted names under 'facts') that "
+        "came from the customer's catalog overlay rather than the shipped catalog")
+    activation: Activation | None = Field(
+        default=None, description="The archive entry under which it became active (the "
+        "first published list, a notice of change or an override); null without an archive")
 
 
 class NotUsedEntry(_Doc):
@@ -194,11 +211,21 @@ def dump_json(data: Any) -> str:
 
 def build_document(plan: Plan, *, on: date, catalog: Catalog | None = None,
                    evidence: Evidence | None = None,
+                   activations: dict[str, Activation] | None = None,
+                   overlay_facts: dict[str, list[str]] | None = None,
                    tool_version: str = __version__) -> SubprocessorList:
-    """The list for ``plan`` as of ``on``. Pure: same inputs, same document."""
+    """The list for ``plan`` as of ``on``. Pure: same inputs, same document.
+
+    ``catalog`` may carry a customer's overlay; ``overlay_facts`` then says which
+    facts of each vendor came from it.
+    """
     catalog = catalog or load_catalog()
     residency = plan.customer.residency
-    subprocessors = [_subprocessor(p, catalog, residency) for p in plan.third_parties]
+    active = activations or {}
+    overlaid = overlay_facts or {}
+    subprocessors = [_subprocessor(p, catalog, residency).model_copy(
+        update={"activation": active.get(p.id), "overlay_facts": overlaid.get(p.id, [])})
+        for p in plan.third_parties]
     return SubprocessorList(
         tool_version=tool_version,
         date=on,
@@ -365,7 +392,21 @@ def fact_rows(sub: Subprocessor) -> list[tuple[str, str]]:
         ("Data processing agreement", show(f.dpa)),
         ("Address", show(f.address)),
         ("Data protection contact", show(f.contact)),
+        ("Contact person", _person(f)),
+        ("Description of the processing", show(f.processing_description)),
+        ("Its own sub-processors", show(f.sub_processors)),
+        *([("Facts from your catalog overlay",
+            ", ".join(f.replace(".", " ").replace("_", " ") for f in sub.overlay_facts))]
+          if sub.overlay_facts else []),
+        *([("Active under", sub.activation.detail)] if sub.activation else []),
     ]
+
+
+def _person(f: VendorFacts) -> str:
+    p = f.contact_person
+    if UNKNOWN == p.name == p.position == p.contact:
+        return show(UNKNOWN)
+    return ", ".join(show(v) for v in (p.name, p.position, p.contact))
 
 
 TRANSFER_LABELS = {
