@@ -121,6 +121,8 @@ class Deployment:
     output: str = ""
     artifacts: Path | None = None
     processes: set[str] = field(default_factory=set)
+    #: processes holding a secret in their environment after the deploy returned
+    environ_hits: list[str] = field(default_factory=list)
 
     @property
     def plan(self) -> Plan:
@@ -142,7 +144,41 @@ class Deployment:
             found += scan([self.artifacts], redactor)
         found += [f"output: {n}" for n in redactor.find(self.output)]
         found += [f"process list: {n}" for line in self.processes for n in redactor.find(line)]
+        found += self.environ_hits
         return found
+
+
+def _needles(value: str) -> list[bytes]:
+    """The value, and each long line of it on its own (a PEM key may sit in an
+    environment JSON-encoded, its line breaks escaped)."""
+    lines = [line for line in value.splitlines()
+             if len(line) >= 16 and not line.startswith("-----")]
+    return [value.encode(), *(line.encode() for line in lines)]
+
+
+def environ_hits(values: dict[str, str]) -> list[str]:
+    """``environ of PID (COMMAND): SECRET`` for every process of this machine (not
+    of its sandbox guests) whose environment holds one of ``values``, found by plain
+    search (no redactor)."""
+    needles = {name: _needles(value) for name, value in values.items() if len(value) >= 8}
+    ours = os.readlink("/proc/self/ns/pid")
+    hits = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            # A guest's processes (its own PID namespace) are another machine's: the
+            # deployed app holds its secrets by design.
+            if os.readlink(entry / "ns" / "pid") != ours:
+                continue
+            environ = (entry / "environ").read_bytes()
+            command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(
+                errors="replace")[:120]
+        except OSError:
+            continue  # ended since it was listed
+        hits += [f"environ of {entry.name} ({command}): {name}"
+                 for name, forms in needles.items() if any(f in environ for f in forms)]
+    return hits
 
 
 def run_deploy(deployment: Deployment, workdir: Path, *, label: str,
@@ -162,6 +198,8 @@ def run_deploy(deployment: Deployment, workdir: Path, *, label: str,
     deployment.output = stream.getvalue()
     deployment.artifacts = artifacts if artifacts.exists() else None
     deployment.processes = watcher.seen
+    # Whatever the run started and left behind (ssh masters, helpers) is still there.
+    deployment.environ_hits = environ_hits(secret_values(deployment.profile_path))
     return deployment
 
 
@@ -177,6 +215,36 @@ def guest_for(deployment: Deployment, host: str) -> str:
     """The sandbox guest a Plan host was deployed onto."""
     index = [h.name for h in deployment.plan.hosts].index(host)
     return deployment.box.guests[index].name
+
+
+LOOPBACK_HTTPS = """
+import socket, ssl, sys
+context = ssl.create_default_context()
+context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+with socket.create_connection(("127.0.0.1", 443), timeout=15) as raw, \\
+        context.wrap_socket(raw, server_hostname=sys.argv[1]) as conn:
+    conn.sendall(("GET %s HTTP/1.1\\r\\nHost: %s\\r\\nConnection: close\\r\\n\\r\\n"
+                  % (sys.argv[2], sys.argv[1])).encode())
+    data = b""
+    while chunk := conn.recv(65536):
+        data += chunk
+sys.stdout.write(data.decode())
+"""
+
+
+def https_get_on_host(deployment: Deployment, host: str, path: str) -> tuple[int, Any]:
+    """GET ``path`` through nginx from the host itself (loopback), where /healthz is
+    open; returns (status, parsed JSON body or None)."""
+    done = ssh(deployment.box, guest_for(deployment, host), "python3", "-c", LOOPBACK_HTTPS,
+               deployment.plan.tls.domain, path)
+    assert done.returncode == 0, done.stderr
+    # text mode has turned the CRLFs into LFs
+    head, _, body = done.stdout.replace("\r\n", "\n").partition("\n\n")
+    try:
+        parsed = json.loads(body)
+    except ValueError:
+        parsed = None
+    return int(head.split(" ", 2)[1]), parsed
 
 
 def tls_context(deployment: Deployment, version: ssl.TLSVersion) -> ssl.SSLContext:
@@ -195,24 +263,49 @@ class HttpsReply:
     version: str
     #: the server's certificate, DER
     certificate: bytes
+    #: every response header line as sent, in order, names lower-cased
+    headers: list[tuple[str, str]] = field(default_factory=list)
+
+    def header(self, name: str) -> list[str]:
+        return [v for k, v in self.headers if k == name.lower()]
 
 
-def https_request(address: str, domain: str, context: ssl.SSLContext, path: str
-                  ) -> HttpsReply:
-    """GET ``path`` from ``address``:443 with ``domain`` as SNI and Host, the server
-    checked by ``context``."""
+def https_request(address: str, domain: str, context: ssl.SSLContext, path: str,
+                  headers: dict[str, str] | None = None) -> HttpsReply:
+    """GET ``path`` from ``address``:443 with ``domain`` as SNI and Host (and any
+    extra request ``headers``), the server checked by ``context``."""
+    extra = "".join(f"{k}: {v}\r\n" for k, v in (headers or {}).items())
     with socket.create_connection((address, 443), timeout=15) as raw, \
             context.wrap_socket(raw, server_hostname=domain) as conn:
         certificate = conn.getpeercert(binary_form=True) or b""
-        conn.sendall(f"GET {path} HTTP/1.1\r\nHost: {domain}\r\nConnection: close\r\n\r\n"
-                     .encode())
+        conn.sendall(f"GET {path} HTTP/1.1\r\nHost: {domain}\r\n{extra}"
+                     "Connection: close\r\n\r\n".encode())
         data = b""
         while chunk := conn.recv(65536):
             data += chunk
         version = conn.version() or ""
     head, _, body = data.partition(b"\r\n\r\n")
-    return HttpsReply(status=int(head.split(b" ", 2)[1]), body=body, version=version,
-                      certificate=certificate)
+    lines = head.decode(errors="replace").split("\r\n")
+    fields = [(k.strip().lower(), v.strip()) for k, _, v in
+              (line.partition(":") for line in lines[1:])]
+    return HttpsReply(status=int(lines[0].split(" ", 2)[1]), body=body, version=version,
+                      certificate=certificate, headers=fields)
+
+
+SSLYZE = Path(__file__).resolve().parents[2] / ".venv-sslyze" / "bin" / "sslyze"
+
+
+def sslyze_modern(address: str, domain: str, ca_pem: str, workdir: Path) -> tuple[int, str]:
+    """sslyze's verdict on ``domain`` at ``address``:443 against Mozilla's "modern"
+    configuration, trusting ``ca_pem``: (exit code, its compliance section)."""
+    assert SSLYZE.exists(), f"{SSLYZE} is missing: run scripts/setup"
+    ca = workdir / "sslyze-trusted.pem"
+    ca.write_text(ca_pem)
+    done = subprocess.run([str(SSLYZE), "--mozilla_config=modern", f"--certinfo_ca_file={ca}",
+                           f"{domain}:443{{{address}}}"], capture_output=True, text=True,
+                          timeout=300, check=False)
+    start = done.stdout.upper().rfind("COMPLIANCE AGAINST")
+    return done.returncode, (done.stdout[start:] if start >= 0 else done.stdout + done.stderr)
 
 
 def https_get(deployment: Deployment, address: str, path: str,

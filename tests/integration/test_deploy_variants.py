@@ -30,6 +30,7 @@ from deploy_support import (
     https_request,
     secret_values,
     ssh,
+    sslyze_modern,
 )
 from ruamel.yaml import YAML
 
@@ -188,8 +189,15 @@ def test_sudo_user_redeploy_changes_nothing(variant: Variant) -> None:
 def test_nginx_serves_the_customers_certificate(variant: Variant) -> None:
     # Only the customer's root is trusted here: a self-signed fallback would fail.
     reply = https_request(variant.box.guests[0].address, DOMAIN,
-                          ssl.create_default_context(cadata=variant.chain.root_pem), "/healthz")
+                          ssl.create_default_context(cadata=variant.chain.root_pem), "/")
     assert reply.certificate == variant.chain.server_der
+
+
+def test_sslyze_finds_the_customers_certificate_compliant_with_mozilla_modern(
+        variant: Variant, tmp_path: Path) -> None:
+    rc, verdict = sslyze_modern(variant.box.guests[0].address, DOMAIN, variant.chain.root_pem,
+                                tmp_path)
+    assert (rc, "OK - Compliant." in verdict) == (0, True), verdict
 
 
 def test_the_key_on_the_host_is_root_only(variant: Variant) -> None:
