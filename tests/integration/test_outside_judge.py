@@ -4,7 +4,8 @@ what the app learns of its client, who may read /healthz; and what a deploy
 leaves on the controller: no process holding a secret in its environment, after
 a successful deploy and after a failed one. Last, the internal CA's certificate
 lifecycle: one with 30 days or less left is reissued by the next deploy, a fresh
-one is left alone (changed=0).
+one is left alone (changed=0). The failing and the renewing deploy use plain
+Ansible, whose ssh masters (ControlPersist) stay after the run; the others Mitogen.
 
 One guest, deployed once; the later fixtures change it in order (a failing
 deploy, a renewal, a no-op redeploy).
@@ -130,7 +131,7 @@ def test_internal_ca_certificate_lives_at_most_90_days(first: Deployment) -> Non
 # -- no secret in any process's environment -----------------------------------------
 
 def test_no_process_holds_a_secret_after_a_deploy(first: Deployment) -> None:
-    assert first.environ_hits == []
+    assert first.environ_hits == []  # Mitogen, the default engine
 
 
 def test_the_oracle_sees_a_secret_in_an_environment(first: Deployment) -> None:
@@ -154,7 +155,8 @@ def failed(first: Deployment, tmp_path_factory: pytest.TempPathFactory) -> Deplo
                "rm -rf /etc/backend-chat/tls && touch /etc/backend-chat/tls")
     assert done.returncode == 0, done.stderr
     again = Deployment(first.preset, first.release, first.profile_path, first.box)
-    run_deploy(again, tmp_path_factory.mktemp("judge-failed"), label="failed")
+    # plain Ansible: its ssh masters (ControlPersist) outlive the run
+    run_deploy(again, tmp_path_factory.mktemp("judge-failed"), label="failed", engine="plain")
     done = ssh(first.box, guest, "rm", "-f", "/etc/backend-chat/tls")
     assert done.returncode == 0, done.stderr
     return again
@@ -182,7 +184,7 @@ def renewed(failed: Deployment, tmp_path_factory: pytest.TempPathFactory
         patch.setattr(pki, "HOST_VALIDITY", dt.timedelta(days=20))
         planted = pki.issue(the_plan, ca_key, stored).host_certs[HOST]
     again = Deployment(failed.preset, failed.release, failed.profile_path, failed.box)
-    run_deploy(again, tmp_path_factory.mktemp("judge-renewed"), label="renewed")
+    run_deploy(again, tmp_path_factory.mktemp("judge-renewed"), label="renewed", engine="plain")
     return x509.load_pem_x509_certificate(planted.encode()), again
 
 
@@ -194,6 +196,11 @@ def test_certificate_due_for_renewal_is_reissued_by_deploy(
     left = served.not_valid_after_utc - dt.datetime.now(dt.UTC)
     assert (served.serial_number != planted.serial_number, left > dt.timedelta(days=80),
             deployment.require().changed > 0) == (True, True, True)
+
+
+def test_no_process_holds_a_secret_after_a_plain_ansible_deploy(
+        renewed: tuple[x509.Certificate, Deployment]) -> None:
+    assert renewed[1].environ_hits == []
 
 
 def test_fresh_certificate_is_left_alone(renewed: tuple[x509.Certificate, Deployment],

@@ -8,7 +8,9 @@ import os
 import subprocess
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
@@ -79,3 +81,34 @@ def test_unreadable_pipe_fails_like_ansible(tmp_path: Path) -> None:
     done = subprocess.run([sys.executable, "-m", "selfhost.deploy.launcher"], env=env,
                           capture_output=True, text=True, check=False, timeout=30)
     assert (done.returncode, "cannot read the deployment secrets" in done.stderr) == (250, True)
+
+
+Plugin = Callable[[str], ModuleType]
+
+
+def test_lookup_reads_the_memory_file_not_the_environment(
+        monkeypatch: pytest.MonkeyPatch, lookup_plugin: Plugin) -> None:
+    fd = memory_file({"SELFHOST_SECRET_A": "from-memory"})
+    monkeypatch.setenv(FD_ENV, str(fd))
+    monkeypatch.setenv("SELFHOST_SECRET_A", "from-the-environment")
+    try:
+        values = lookup_plugin("selfhost_secret").LookupModule().run(
+            ["SELFHOST_SECRET_A", "SELFHOST_SECRET_B"])
+    finally:
+        os.close(fd)
+    assert values == ["from-memory", ""]
+
+
+def test_lookup_run_by_hand_reads_the_environment(monkeypatch: pytest.MonkeyPatch,
+                                                  lookup_plugin: Plugin) -> None:
+    monkeypatch.setenv("SELFHOST_SECRET_A", "from-the-environment")
+    assert lookup_plugin("selfhost_secret").LookupModule().run(["SELFHOST_SECRET_A"]) == [
+        "from-the-environment"]
+
+
+def test_lookup_names_a_descriptor_it_cannot_read(monkeypatch: pytest.MonkeyPatch,
+                                                  lookup_plugin: Plugin) -> None:
+    monkeypatch.setenv(FD_ENV, "999")
+    plugin = lookup_plugin("selfhost_secret")
+    with pytest.raises(plugin.AnsibleLookupError, match="descriptor 999"):
+        plugin.LookupModule().run(["SELFHOST_SECRET_A"])

@@ -12,7 +12,7 @@ its number from ``SELFHOST_SECRETS_FD``. The roles read the secrets with the
 ``selfhost_secret`` lookup from that descriptor.
 
 Why not the environment: every child of ansible-playbook inherits it, and some
-outlive the run (ssh masters kept by ``ControlPersist``, Mitogen's helpers),
+outlive the run (ssh masters kept by ``ControlPersist``, Mitogen's multiplexer),
 so a secret there would linger in ``/proc/PID/environ`` after the deploy
 returns. A descriptor is not passed on: every program Ansible and Mitogen
 start is started with ``close_fds``, and forked workers (which need it) end
