@@ -63,7 +63,8 @@ class PkiMaterial:
         }
 
     def secret_env(self) -> dict[str, str]:
-        """Each host key as the ``SELFHOST_SECRET_TLS_KEY_<HOST>`` variable the roles read."""
+        """Each host key under the ``SELFHOST_SECRET_TLS_KEY_<HOST>`` name the roles read
+        (with the ``selfhost_secret`` lookup)."""
         return {key_env_name(name): key for name, key in sorted(self.host_keys.items())}
 
     def with_provided(self, hosts: list[str], chain_pem: str, key_pem: str) -> PkiMaterial:
