@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from process_secrets import environ_hits, leftover_hits
+
 from selfhost import sandbox as sandbox_mod
 from selfhost.deploy import DeployOptions, DeployResult, deploy
 from selfhost.deploy.demo import address_sets
@@ -121,7 +123,8 @@ class Deployment:
     output: str = ""
     artifacts: Path | None = None
     processes: set[str] = field(default_factory=set)
-    #: processes holding a secret in their environment after the deploy returned
+    #: processes holding a secret in their environment (or, for those the deploy
+    #: left running, anywhere in their memory) after the deploy returned
     environ_hits: list[str] = field(default_factory=list)
 
     @property
@@ -148,43 +151,11 @@ class Deployment:
         return found
 
 
-def _needles(value: str) -> list[bytes]:
-    """The value, and each long line of it on its own (a PEM key may sit in an
-    environment JSON-encoded, its line breaks escaped)."""
-    lines = [line for line in value.splitlines()
-             if len(line) >= 16 and not line.startswith("-----")]
-    return [value.encode(), *(line.encode() for line in lines)]
-
-
-def environ_hits(values: dict[str, str]) -> list[str]:
-    """``environ of PID (COMMAND): SECRET`` for every process of this machine (not
-    of its sandbox guests) whose environment holds one of ``values``, found by plain
-    search (no redactor)."""
-    needles = {name: _needles(value) for name, value in values.items() if len(value) >= 8}
-    ours = os.readlink("/proc/self/ns/pid")
-    hits = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            # A guest's processes (its own PID namespace) are another machine's: the
-            # deployed app holds its secrets by design.
-            if os.readlink(entry / "ns" / "pid") != ours:
-                continue
-            environ = (entry / "environ").read_bytes()
-            command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(
-                errors="replace")[:120]
-        except OSError:
-            continue  # ended since it was listed
-        hits += [f"environ of {entry.name} ({command}): {name}"
-                 for name, forms in needles.items() if any(f in environ for f in forms)]
-    return hits
-
-
 def run_deploy(deployment: Deployment, workdir: Path, *, label: str,
                engine: str | None = None) -> Deployment:
     """Deploy with everything observed; a failure is recorded, not raised."""
     stream = io.StringIO()
+    started = time.time()
     artifacts = workdir / f"artifacts-{label}"
     options = DeployOptions(sandbox=deployment.box.name, yes=True, passphrase=PASSPHRASE,
                             engine=engine, keep_artifacts=artifacts)
@@ -199,7 +170,8 @@ def run_deploy(deployment: Deployment, workdir: Path, *, label: str,
     deployment.artifacts = artifacts if artifacts.exists() else None
     deployment.processes = watcher.seen
     # Whatever the run started and left behind (ssh masters, helpers) is still there.
-    deployment.environ_hits = environ_hits(secret_values(deployment.profile_path))
+    values = secret_values(deployment.profile_path)
+    deployment.environ_hits = environ_hits(values) + leftover_hits(values, started)
     return deployment
 
 

@@ -70,6 +70,13 @@ def _cert(subject: str, issuer: x509.Name | None, key: Key, signer: Key, *, ca: 
                .not_valid_before(now - dt.timedelta(minutes=5))
                .not_valid_after(now + dt.timedelta(days=90))
                .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True))
+    # Key identifiers, as every real CA sets them (strict path validation needs them).
+    builder = builder.add_extension(
+        x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+    if issuer is not None:
+        builder = builder.add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(signer.public_key()),
+            critical=False)
     if ca:
         builder = builder.add_extension(x509.KeyUsage(
             digital_signature=False, content_commitment=False, key_encipherment=False,

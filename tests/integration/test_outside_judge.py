@@ -17,6 +17,7 @@ import datetime as dt
 import json
 import ssl
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -24,7 +25,6 @@ from cryptography import x509
 from deploy_support import (
     Deployment,
     HttpsReply,
-    environ_hits,
     guest_for,
     https_get_on_host,
     https_request,
@@ -35,6 +35,7 @@ from deploy_support import (
     sslyze_modern,
     tls_context,
 )
+from process_secrets import environ_hits, leftover_hits
 
 from conftest import SandboxFactory
 from selfhost import pki
@@ -137,13 +138,16 @@ def test_no_process_holds_a_secret_after_a_deploy(first: Deployment) -> None:
 def test_the_oracle_sees_a_secret_in_an_environment(first: Deployment) -> None:
     # The scan above means something only if it finds a value that is there.
     value = secret_values(first.profile_path)["app_secret_key"]
+    since = time.time()
     holder = subprocess.Popen(["sleep", "30"], env={"CARRIES": value})
     try:
-        hits = environ_hits({"app_secret_key": value})
+        hits = environ_hits({"app_secret_key": value}) + leftover_hits(
+            {"app_secret_key": value}, since)
     finally:
         holder.kill()
         holder.wait()
-    assert [h for h in hits if h.startswith(f"environ of {holder.pid} ")] != []
+    assert sorted(h.split(" (")[0] for h in hits if f" {holder.pid} " in h) == [
+        f"environ of {holder.pid}", f"memory of {holder.pid}"]
 
 
 @pytest.fixture(scope="module")
