@@ -34,10 +34,13 @@ from selfhost.errors import InvalidInput, SecretsError
 from selfhost.plan import Plan
 
 CA_VALIDITY = dt.timedelta(days=3650)
-#: the most any TLS client accepts for a server certificate
-HOST_VALIDITY = dt.timedelta(days=825)
+#: server certificates' lifetime: Mozilla's "modern" profile allows at most 90 days
+HOST_VALIDITY = dt.timedelta(days=90)
 #: reissue a stored certificate when less than this is left
 RENEW_BEFORE = dt.timedelta(days=30)
+#: a stored certificate living longer than this was issued under another rule
+#: (``not_valid_before`` is backdated five minutes against clock skew)
+_HOST_LIFESPAN_MAX = HOST_VALIDITY + dt.timedelta(minutes=5)
 _CURVE = ec.SECP256R1()
 _HKDF_SALT = b"selfhost-pki-host-key-v1"
 
@@ -60,7 +63,8 @@ class PkiMaterial:
         }
 
     def secret_env(self) -> dict[str, str]:
-        """Each host key as the ``SELFHOST_SECRET_TLS_KEY_<HOST>`` variable the roles read."""
+        """Each host key under the ``SELFHOST_SECRET_TLS_KEY_<HOST>`` name the roles read
+        (with the ``selfhost_secret`` lookup)."""
         return {key_env_name(name): key for name, key in sorted(self.host_keys.items())}
 
     def with_provided(self, hosts: list[str], chain_pem: str, key_pem: str) -> PkiMaterial:
@@ -232,6 +236,9 @@ def _host_usable(cert: x509.Certificate, key: ec.EllipticCurvePrivateKey,
     if _public_der(cert.public_key()) != _public_der(key.public_key()):
         return False
     if cert.not_valid_after_utc - now <= RENEW_BEFORE or cert.issuer != ca_cert.subject:
+        return False
+    # One issued under a longer lifetime (older versions: 825 days) is replaced.
+    if cert.not_valid_after_utc - cert.not_valid_before_utc > _HOST_LIFESPAN_MAX:
         return False
     try:
         cert.verify_directly_issued_by(ca_cert)

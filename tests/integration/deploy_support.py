@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from process_secrets import environ_hits, leftover_hits
+
 from selfhost import sandbox as sandbox_mod
 from selfhost.deploy import DeployOptions, DeployResult, deploy
 from selfhost.deploy.demo import address_sets
@@ -121,6 +123,9 @@ class Deployment:
     output: str = ""
     artifacts: Path | None = None
     processes: set[str] = field(default_factory=set)
+    #: processes holding a secret in their environment (or, for those the deploy
+    #: left running, anywhere in their memory) after the deploy returned
+    environ_hits: list[str] = field(default_factory=list)
 
     @property
     def plan(self) -> Plan:
@@ -142,6 +147,7 @@ class Deployment:
             found += scan([self.artifacts], redactor)
         found += [f"output: {n}" for n in redactor.find(self.output)]
         found += [f"process list: {n}" for line in self.processes for n in redactor.find(line)]
+        found += self.environ_hits
         return found
 
 
@@ -149,6 +155,7 @@ def run_deploy(deployment: Deployment, workdir: Path, *, label: str,
                engine: str | None = None) -> Deployment:
     """Deploy with everything observed; a failure is recorded, not raised."""
     stream = io.StringIO()
+    started = time.time()
     artifacts = workdir / f"artifacts-{label}"
     options = DeployOptions(sandbox=deployment.box.name, yes=True, passphrase=PASSPHRASE,
                             engine=engine, keep_artifacts=artifacts)
@@ -162,6 +169,9 @@ def run_deploy(deployment: Deployment, workdir: Path, *, label: str,
     deployment.output = stream.getvalue()
     deployment.artifacts = artifacts if artifacts.exists() else None
     deployment.processes = watcher.seen
+    # Whatever the run started and left behind (ssh masters, helpers) is still there.
+    values = secret_values(deployment.profile_path)
+    deployment.environ_hits = environ_hits(values) + leftover_hits(values, started)
     return deployment
 
 
@@ -177,6 +187,36 @@ def guest_for(deployment: Deployment, host: str) -> str:
     """The sandbox guest a Plan host was deployed onto."""
     index = [h.name for h in deployment.plan.hosts].index(host)
     return deployment.box.guests[index].name
+
+
+LOOPBACK_HTTPS = """
+import socket, ssl, sys
+context = ssl.create_default_context()
+context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+with socket.create_connection(("127.0.0.1", 443), timeout=15) as raw, \\
+        context.wrap_socket(raw, server_hostname=sys.argv[1]) as conn:
+    conn.sendall(("GET %s HTTP/1.1\\r\\nHost: %s\\r\\nConnection: close\\r\\n\\r\\n"
+                  % (sys.argv[2], sys.argv[1])).encode())
+    data = b""
+    while chunk := conn.recv(65536):
+        data += chunk
+sys.stdout.write(data.decode())
+"""
+
+
+def https_get_on_host(deployment: Deployment, host: str, path: str) -> tuple[int, Any]:
+    """GET ``path`` through nginx from the host itself (loopback), where /healthz is
+    open; returns (status, parsed JSON body or None)."""
+    done = ssh(deployment.box, guest_for(deployment, host), "python3", "-c", LOOPBACK_HTTPS,
+               deployment.plan.tls.domain, path)
+    assert done.returncode == 0, done.stderr
+    # text mode has turned the CRLFs into LFs
+    head, _, body = done.stdout.replace("\r\n", "\n").partition("\n\n")
+    try:
+        parsed = json.loads(body)
+    except ValueError:
+        parsed = None
+    return int(head.split(" ", 2)[1]), parsed
 
 
 def tls_context(deployment: Deployment, version: ssl.TLSVersion) -> ssl.SSLContext:
@@ -195,24 +235,49 @@ class HttpsReply:
     version: str
     #: the server's certificate, DER
     certificate: bytes
+    #: every response header line as sent, in order, names lower-cased
+    headers: list[tuple[str, str]] = field(default_factory=list)
+
+    def header(self, name: str) -> list[str]:
+        return [v for k, v in self.headers if k == name.lower()]
 
 
-def https_request(address: str, domain: str, context: ssl.SSLContext, path: str
-                  ) -> HttpsReply:
-    """GET ``path`` from ``address``:443 with ``domain`` as SNI and Host, the server
-    checked by ``context``."""
+def https_request(address: str, domain: str, context: ssl.SSLContext, path: str,
+                  headers: dict[str, str] | None = None) -> HttpsReply:
+    """GET ``path`` from ``address``:443 with ``domain`` as SNI and Host (and any
+    extra request ``headers``), the server checked by ``context``."""
+    extra = "".join(f"{k}: {v}\r\n" for k, v in (headers or {}).items())
     with socket.create_connection((address, 443), timeout=15) as raw, \
             context.wrap_socket(raw, server_hostname=domain) as conn:
         certificate = conn.getpeercert(binary_form=True) or b""
-        conn.sendall(f"GET {path} HTTP/1.1\r\nHost: {domain}\r\nConnection: close\r\n\r\n"
-                     .encode())
+        conn.sendall(f"GET {path} HTTP/1.1\r\nHost: {domain}\r\n{extra}"
+                     "Connection: close\r\n\r\n".encode())
         data = b""
         while chunk := conn.recv(65536):
             data += chunk
         version = conn.version() or ""
     head, _, body = data.partition(b"\r\n\r\n")
-    return HttpsReply(status=int(head.split(b" ", 2)[1]), body=body, version=version,
-                      certificate=certificate)
+    lines = head.decode(errors="replace").split("\r\n")
+    fields = [(k.strip().lower(), v.strip()) for k, _, v in
+              (line.partition(":") for line in lines[1:])]
+    return HttpsReply(status=int(lines[0].split(" ", 2)[1]), body=body, version=version,
+                      certificate=certificate, headers=fields)
+
+
+SSLYZE = Path(__file__).resolve().parents[2] / ".venv-sslyze" / "bin" / "sslyze"
+
+
+def sslyze_modern(address: str, domain: str, ca_pem: str, workdir: Path) -> tuple[int, str]:
+    """sslyze's verdict on ``domain`` at ``address``:443 against Mozilla's "modern"
+    configuration, trusting ``ca_pem``: (exit code, its compliance section)."""
+    assert SSLYZE.exists(), f"{SSLYZE} is missing: run scripts/setup"
+    ca = workdir / "sslyze-trusted.pem"
+    ca.write_text(ca_pem)
+    done = subprocess.run([str(SSLYZE), "--mozilla_config=modern", f"--certinfo_ca_file={ca}",
+                           f"{domain}:443{{{address}}}"], capture_output=True, text=True,
+                          timeout=300, check=False)
+    start = done.stdout.upper().rfind("COMPLIANCE AGAINST")
+    return done.returncode, (done.stdout[start:] if start >= 0 else done.stdout + done.stderr)
 
 
 def https_get(deployment: Deployment, address: str, path: str,

@@ -198,10 +198,10 @@ def _pebble_root(setup: AcmeSetup) -> str:
 
 
 def _served(setup: AcmeSetup, root: str) -> tuple[str, int, str]:
-    """(serial of the served certificate, /healthz status, TLS version), verified
+    """(serial of the served certificate, status of the index page, TLS version), verified
     against pebble's root and the domain."""
     reply = https_request(setup.app_address, DOMAIN, ssl.create_default_context(cadata=root),
-                          "/healthz")
+                          "/")
     return (str(x509.load_der_x509_certificate(reply.certificate).serial_number),
             reply.status, reply.version)
 

@@ -205,6 +205,14 @@ def test_index_names_the_probe_and_links_healthz(start_probe: StartProbe,
             'href="/healthz"' in body) == (200, True, True)
 
 
+def test_client_shows_the_forwarding_headers_as_received(start_probe: StartProbe,
+                                                         wiring: dict[str, str]) -> None:
+    status, body = start_probe(wiring).get("/client", {"X-Forwarded-For": "192.0.2.7"})
+    assert (status, json.loads(body)) == (200, {"peer": "127.0.0.1",
+                                                "X-Forwarded-For": ["192.0.2.7"],
+                                                "X-Real-IP": [], "Forwarded": []})
+
+
 @pytest.fixture
 def fake_proxy() -> Iterator[FakeProxy]:
     # One per test: a test reads only the requests that its own probe sent.

@@ -35,6 +35,7 @@ from deploy_support import (
     guest_for,
     guests_needed,
     https_get,
+    https_get_on_host,
     make_profile,
     run_deploy,
     run_dirs_of,
@@ -208,7 +209,7 @@ def _app_hosts(deployment: Deployment) -> list[tuple[str, str]]:
 @pytest.mark.parametrize("case", CASES, ids=_ids)
 def test_nginx_speaks_tls13(deployed: Deployed, case: tuple[str, str]) -> None:
     deployment = deployed(*case)
-    versions = {name: https_get(deployment, address, "/healthz")[2]
+    versions = {name: https_get(deployment, address, "/")[2]
                 for name, address in _app_hosts(deployment)}
     assert versions == dict.fromkeys(versions, "TLSv1.3")
 
@@ -218,8 +219,9 @@ def test_healthz_reports_database_and_cache_ok(deployed: Deployed,
                                                case: tuple[str, str]) -> None:
     deployment = deployed(*case)
     seen = {}
-    for name, address in _app_hosts(deployment):
-        status, body, _ = https_get(deployment, address, "/healthz")
+    for name, _ in _app_hosts(deployment):
+        # /healthz is open only to the host itself
+        status, body = https_get_on_host(deployment, name, "/healthz")
         checks = (body or {}).get("checks", {})
         seen[name] = (status, checks.get("database", {}).get("ok"),
                       checks.get("cache", {}).get("ok"))
@@ -231,7 +233,7 @@ def test_tls12_handshake_is_refused(deployed: Deployed, case: tuple[str, str]) -
     deployment = deployed(*case)
     _, address = _app_hosts(deployment)[0]
     with pytest.raises(ssl.SSLError):
-        https_get(deployment, address, "/healthz", ssl.TLSVersion.TLSv1_2)
+        https_get(deployment, address, "/", ssl.TLSVersion.TLSv1_2)
 
 
 @pytest.mark.parametrize("case", AI_DISABLED, ids=_ids)
@@ -356,7 +358,7 @@ def test_deploy_killed_half_way_converges_when_run_again(fresh_air_gapped: Deplo
     again = run_deploy(Deployment(d.preset, d.release, d.profile_path, d.box), tmp_path,
                        label="after-kill")
     again.require()
-    status, body, _ = https_get(again, _app_hosts(again)[0][1], "/healthz")
+    status, body = https_get_on_host(again, _app_hosts(again)[0][0], "/healthz")
     assert (status, body["status"], run_dirs_of(proc.pid)) == (200, "ok", [])
 
 

@@ -30,6 +30,7 @@ from deploy_support import (
     https_request,
     secret_values,
     ssh,
+    sslyze_modern,
 )
 from ruamel.yaml import YAML
 
@@ -69,6 +70,13 @@ def _cert(subject: str, issuer: x509.Name | None, key: Key, signer: Key, *, ca: 
                .not_valid_before(now - dt.timedelta(minutes=5))
                .not_valid_after(now + dt.timedelta(days=90))
                .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True))
+    # Key identifiers, as every real CA sets them (strict path validation needs them).
+    builder = builder.add_extension(
+        x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+    if issuer is not None:
+        builder = builder.add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(signer.public_key()),
+            critical=False)
     if ca:
         builder = builder.add_extension(x509.KeyUsage(
             digital_signature=False, content_commitment=False, key_encipherment=False,
@@ -188,8 +196,15 @@ def test_sudo_user_redeploy_changes_nothing(variant: Variant) -> None:
 def test_nginx_serves_the_customers_certificate(variant: Variant) -> None:
     # Only the customer's root is trusted here: a self-signed fallback would fail.
     reply = https_request(variant.box.guests[0].address, DOMAIN,
-                          ssl.create_default_context(cadata=variant.chain.root_pem), "/healthz")
+                          ssl.create_default_context(cadata=variant.chain.root_pem), "/")
     assert reply.certificate == variant.chain.server_der
+
+
+def test_sslyze_finds_the_customers_certificate_compliant_with_mozilla_modern(
+        variant: Variant, tmp_path: Path) -> None:
+    rc, verdict = sslyze_modern(variant.box.guests[0].address, DOMAIN, variant.chain.root_pem,
+                                tmp_path)
+    assert (rc, "OK - Compliant." in verdict) == (0, True), verdict
 
 
 def test_the_key_on_the_host_is_root_only(variant: Variant) -> None:

@@ -37,12 +37,21 @@ def role_module() -> Callable[[str, str], ModuleType]:
     """``load(role, name)``: an Ansible module of a role's ``library/``, imported from
     its file (the roles' modules are not a package), so its functions can be tested."""
     def load(role: str, name: str) -> ModuleType:
-        path = ANSIBLE_DIR / "roles" / role / "library" / f"{name}.py"
-        spec = importlib.util.spec_from_file_location(name, path)
-        assert spec is not None
-        assert spec.loader is not None
-        loaded = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(loaded)
-        return loaded
+        return _from_file(ANSIBLE_DIR / "roles" / role / "library" / f"{name}.py")
 
     return load
+
+
+@pytest.fixture(scope="session")
+def lookup_plugin() -> Callable[[str], ModuleType]:
+    """``load(name)``: a lookup plugin of ``ansible/lookup_plugins/``, imported from its file."""
+    return lambda name: _from_file(ANSIBLE_DIR / "lookup_plugins" / f"{name}.py")
+
+
+def _from_file(path: Path) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    assert spec is not None
+    assert spec.loader is not None
+    loaded = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(loaded)
+    return loaded

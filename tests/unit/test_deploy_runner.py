@@ -54,10 +54,21 @@ def _run(tmp_path: Path, tasks: str, *, engine: str = "plain", timeout: int = 12
 WRITE_SECRET = """\
     - name: Write the secret
       ansible.builtin.copy:
-        content: "{{ lookup('ansible.builtin.env', 'SELFHOST_SECRET_DEMO') }}"
+        content: "{{ lookup('selfhost_secret', 'SELFHOST_SECRET_DEMO') }}"
         dest: "{{ target }}"
         mode: "0600"
       no_log: true
+"""
+
+#: a child of Ansible that outlives the run, as an ssh master kept by ControlPersist does
+LEAVE_A_CHILD = """\
+    - name: Start a child that stays after the run
+      ansible.builtin.shell: >-
+        setsid sleep 60 >/dev/null 2>&1 </dev/null & echo $! > {{ target }}.pid
+      changed_when: true
+    - name: Write this task's own environment
+      ansible.builtin.shell: "cat /proc/$$/environ > {{ target }}.env"
+      changed_when: true
 """
 
 
@@ -72,6 +83,20 @@ def test_kept_artifacts_hold_no_secret(tmp_path: Path, engine: str) -> None:
     keep = tmp_path / "artifacts"
     _run(tmp_path, WRITE_SECRET, engine=engine, keep=keep)
     assert scan([keep], Redactor({"demo": SECRET})) == []
+
+
+@pytest.mark.parametrize("engine", ["plain", "mitogen"])
+def test_no_child_of_ansible_holds_a_secret_in_its_environment(tmp_path: Path,
+                                                               engine: str) -> None:
+    outcome, _ = _run(tmp_path, WRITE_SECRET + LEAVE_A_CHILD, engine=engine)
+    pid = int((tmp_path / "out.txt.pid").read_text())
+    try:
+        leftover = Path(f"/proc/{pid}/environ").read_bytes()
+    finally:
+        os.kill(pid, 9)
+    task_env = (tmp_path / "out.txt.env").read_bytes()
+    assert (outcome.ok, (tmp_path / "out.txt").read_text(), SECRET.encode() in task_env,
+            SECRET.encode() in leftover) == (True, SECRET, False, False)
 
 
 def test_kept_artifacts_include_job_events(tmp_path: Path) -> None:
@@ -113,7 +138,7 @@ def test_failed_run_checks_status_and_rc(tmp_path: Path) -> None:
 ECHO = """\
     - name: Echo the secret (a role bug)
       ansible.builtin.fail:
-        msg: "{{ lookup('ansible.builtin.env', 'SELFHOST_SECRET_DEMO') }}"
+        msg: "{{ lookup('selfhost_secret', 'SELFHOST_SECRET_DEMO') }}"
 """
 
 

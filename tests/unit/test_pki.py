@@ -141,9 +141,38 @@ def test_expiring_certificate_is_renewed(ca_key: str, tmp_path: Path,
                                          monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(pki, "HOST_VALIDITY", dt.timedelta(days=10))
     short = pki.issue(_plan("split"), ca_key, tmp_path)
-    monkeypatch.setattr(pki, "HOST_VALIDITY", dt.timedelta(days=825))
+    monkeypatch.setattr(pki, "HOST_VALIDITY", dt.timedelta(days=90))
     renewed = pki.issue(_plan("split"), ca_key, tmp_path)
     assert renewed.host_certs["db1"] != short.host_certs["db1"]
+
+
+def _lifespan(pem: str) -> dt.timedelta:
+    cert = _cert(pem)
+    return cert.not_valid_after_utc - cert.not_valid_before_utc
+
+
+def test_host_certificates_live_at_most_90_days(ca_key: str, tmp_path: Path) -> None:
+    material = pki.issue(_plan("split"), ca_key, tmp_path)
+    spans = {h: _lifespan(c).days for h, c in material.host_certs.items() if c}
+    assert (bool(spans), max(spans.values(), default=0) <= 90) == (True, True), spans
+
+
+def test_certificate_with_more_than_30_days_left_is_kept(
+        ca_key: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(pki, "HOST_VALIDITY", dt.timedelta(days=31))
+    first = pki.issue(_plan("split"), ca_key, tmp_path)
+    monkeypatch.setattr(pki, "HOST_VALIDITY", dt.timedelta(days=90))
+    again = pki.issue(_plan("split"), ca_key, tmp_path)
+    assert again.host_certs["db1"] == first.host_certs["db1"]
+
+
+def test_certificate_issued_for_longer_than_90_days_is_replaced(
+        ca_key: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(pki, "HOST_VALIDITY", dt.timedelta(days=825))
+    pki.issue(_plan("split"), ca_key, tmp_path)
+    monkeypatch.setattr(pki, "HOST_VALIDITY", dt.timedelta(days=90))
+    replaced = pki.issue(_plan("split"), ca_key, tmp_path)
+    assert _lifespan(replaced.host_certs["db1"]).days <= 90
 
 
 def test_keys_are_not_in_repr(ca_key: str, tmp_path: Path) -> None:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Literal, get_args
 
 from selfhost.errors import InvalidInput, PrerequisiteMissing
+from selfhost.paths import ANSIBLE_DIR
 
 Engine = Literal["mitogen", "plain"]
 ENGINES: tuple[str, ...] = get_args(Engine)
@@ -52,6 +53,8 @@ def ansible_env(engine: Engine, config: Path) -> dict[str, str]:
         # ansible-runner turns host key checking off unless told otherwise; a
         # deployment must never trust a host it cannot authenticate.
         "ANSIBLE_HOST_KEY_CHECKING": "True",
+        # the ``selfhost_secret`` lookup the roles read their secrets with
+        "ANSIBLE_LOOKUP_PLUGINS": str(ANSIBLE_DIR / "lookup_plugins"),
     }
     if engine == "mitogen":
         env["ANSIBLE_STRATEGY_PLUGINS"] = str(mitogen_strategy_dir())

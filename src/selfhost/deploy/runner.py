@@ -7,9 +7,11 @@ Where things go, and why:
   outright leaves it behind, so the next run removes directories whose
   process is gone.
 * Inventory and extra vars are written there: neither holds a secret.
-* Secrets go to ansible-playbook's environment through a named pipe and the
-  ``launcher`` module, never through ``envvars`` (which ansible-runner copies
-  into ``artifacts/*/command`` in plain text), argv or a file.
+* Secrets go to ansible-playbook through a named pipe and the ``launcher``
+  module, which hands them on in a memory file (never an environment, which
+  ssh masters and other children would inherit and keep after the run), never
+  through ``envvars`` (which ansible-runner copies into ``artifacts/*/command``
+  in plain text), argv or a file.
 * ``ANSIBLE_LOCAL_TEMP`` points inside the private dir, so even a transient
   file Ansible renders on the controller lives and dies there.
 * Every process of a run carries ``SELFHOST_DEPLOY_RUN=<its dir name>`` in
@@ -65,7 +67,7 @@ class RunRequest:
     playbook: Path
     inventory: dict[str, Any]
     extravars: dict[str, Any]
-    #: ``SELFHOST_SECRET_*`` variables for ansible-playbook's environment
+    #: ``SELFHOST_SECRET_*`` names and values for the ``selfhost_secret`` lookup
     secret_env: Mapping[str, str] = field(repr=False)
     engine: Engine = "mitogen"
     check: bool = False

@@ -1,4 +1,5 @@
-"""The secrets a Plan needs, as the ``SELFHOST_SECRET_*`` variables the roles read."""
+"""The secrets a Plan needs, as the ``SELFHOST_SECRET_*`` names the roles read
+(with the ``selfhost_secret`` lookup)."""
 
 from __future__ import annotations
 

@@ -12,6 +12,8 @@ backend.chat and never claims to be.
                  asks the egress proxy to CONNECT H:P, sends no data, reports the
                  proxy's answer; loopback callers only, refused through nginx
   GET /ws        WebSocket echo, to test the upgrade path through nginx
+  GET /client    JSON: the peer address and the forwarding headers as received,
+                 so the proxy's rewriting of the client's address can be checked
 
 Deploy it together with contract_probe_checks.py, in one directory.
 ``--check`` runs the checks once, prints the report, exits 0 (ok) or 1 (degraded).
@@ -177,6 +179,9 @@ class ProbeHandler(BaseHTTPRequestHandler):
             self._egress()
         elif path == "/ws":
             self._websocket()
+        elif path == "/client":
+            self._json(200, {"peer": self.client_address[0],
+                             **{h: self.headers.get_all(h, []) for h in FORWARDING_HEADERS}})
         elif path == "/":
             self._send(200, INDEX.encode(), "text/html; charset=utf-8")
         else:
