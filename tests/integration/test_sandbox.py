@@ -346,3 +346,15 @@ def test_kill_leaves_no_guest_process(after_kill: Killed) -> None:
 
 def test_kill_leaves_no_cgroup(after_kill: Killed) -> None:
     assert after_kill.cgroups == []
+
+
+def test_same_guest_name_in_two_state_dirs_runs_side_by_side(
+        sandbox_factory: SandboxFactory, isolated_sandbox_env: IsolatedEnv) -> None:
+    # Two test runs side by side use the same sandbox names; nspawn names each guest's
+    # host-side interface after its machine name, so those must differ per state dir.
+    first = sandbox_factory("it-twin", hosts=1)
+    with isolated_sandbox_env():
+        second = sandbox.up("it-twin", 1)
+        states = [g.state for g in (*first.guests, *second.guests)]
+        sandbox.down("it-twin")
+    assert states == ["running", "running"]

@@ -37,6 +37,14 @@ def is_running(pid: int | None, guest_dir: Path) -> bool:
     return pid_matches(pid, *needles(guest_dir))
 
 
+def machine_name(guest: str, bridge: str) -> str:
+    """The guest's nspawn machine name. nspawn names the host side of the guest's veth
+    after it, so two state dirs whose guests share a name (two test runs side by side)
+    would fight over one interface; the bridge's name, unique per state dir, tells them
+    apart."""
+    return f"{guest}-{bridge}"
+
+
 def nspawn_argv(root: Path, machine: str, bridge: str) -> list[str]:
     return [
         NSPAWN, "--boot", f"--directory={root}", f"--machine={machine}",

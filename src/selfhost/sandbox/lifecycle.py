@@ -276,7 +276,8 @@ def _up_locked(
                     g.pid = strays[0]
                 else:
                     say(f"booting {g.name} ({g.address})")
-                    g.pid = guest_mod.start(live.directory, g.name, net.bridge)
+                    machine = guest_mod.machine_name(g.name, net.bridge)
+                    g.pid = guest_mod.start(live.directory, machine, net.bridge)
                     started = True
                 write_sandbox(paths, record)
         except BaseException:
