@@ -22,6 +22,7 @@ from selfhost.paths import PROFILES_DIR
 from selfhost.plan import plan
 from selfhost.profile_io import load_profile
 from selfhost.subprocessors.annex import annex_html
+from selfhost.subprocessors.batch import run_batch
 from selfhost.subprocessors.diff import compare
 from selfhost.subprocessors.document import (
     Activation,
@@ -284,3 +285,33 @@ def test_no_english_fixed_text_is_left_in_a_translated_document(lang: Lang) -> N
     left = {(name, text) for name, body in documents.items() for text in ENGLISH
             if text in body}
     assert left == set()
+
+
+@pytest.mark.parametrize("lang", TRANSLATED)
+def test_what_each_kind_of_third_party_gets_is_translated(tmp_path: Path, lang: Lang) -> None:
+    prospects = tmp_path / "prospects.csv"
+    prospects.write_text(
+        "preset,customer.id,customer.residency,ai.provider,"
+        "ai.international_transfer_acknowledged,email.provider,monitoring.provider,"
+        "cdn.provider,tls.mode\n"
+        "eu-anthropic,one,EU,openai,true,sendgrid,datadog,cloudflare,acme\n"
+        "eu-anthropic,two,EU,anthropic,true,ses,sentry,cloudfront,acme\n",
+        encoding="utf-8")
+    result = run_batch(prospects, tmp_path / "out", formats=("md",), on=DAY, lang=lang)
+    assert [r.errors for r in result.rows] == [[], []]
+    body = "".join((tmp_path / "out" / f"{c}-subprocessors.md").read_text()
+                   for c in ("one", "two"))
+    assert [text for text in ENGLISH if text in body] == []
+    # the purpose and data lines (the catalog's own descriptions stay as given)
+    labels = {"de": ("Zweck in dieser Installation", "Verarbeitete Daten"),
+              "fr": ("Finalité dans ce déploiement", "Données traitées")}[lang]
+    lines = [line for line in body.splitlines()
+             if line.startswith(tuple(f"- **{label}:**" for label in labels))]
+    assert len(lines) == 2 * 10  # five subprocessors in each of the two lists
+    for english in ("AI-powered conversation", "conversation messages", "IP addresses",
+                    "Send notification e-mails", "Error tracking", "application logs",
+                    "Deliver the chat widget", "HTTP requests and responses",
+                    "Issue the public TLS certificate", "ACME account contact e-mail",
+                    "e-mail addresses", "browser metadata"):
+        assert [line for line in lines if english in line] == []
+    assert ("IP-Adressen" if lang == "de" else "adresses IP") in "".join(lines)

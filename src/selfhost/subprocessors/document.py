@@ -272,7 +272,8 @@ def _subprocessor(party: ThirdParty, catalog: Catalog, residency: str,
     entry = catalog.get(party.id)
     return Subprocessor(
         id=party.id, category=party.category, facts=entry.facts(),
-        use=Use(purpose=party.purpose, data=list(party.data),
+        # the Plan's purposes and data categories are fixed English texts, each a msgid
+        use=Use(purpose=_(party.purpose), data=[_(d) for d in party.data],
                 endpoints=[str(e) for e in party.egress], reached_from=party.egress_from),
         transfer=_transfer(entry.facts(), residency, _),
     )
