@@ -76,14 +76,21 @@ def record_notice(profile_path: Path, sign_key: Path, *, on: date,
             return NoticeResult(path, notice, None, False, [])
         for entry, recorded in notices(entries):
             if recorded.digest == digest:
+                # asked again (perhaps in another language): the same notice's documents
                 return NoticeResult(path, recorded.notice, entry.seq, False,
-                                    notice_documents(path, entry.seq))
+                                    _write_documents(path, entry.seq, recorded.notice, lang))
         entry = archive.make_entry(entries, RecordedNotice(digest=digest, notice=notice), key)
-    documents = notice_documents(path, entry.seq)
-    write_file(documents[0], notice.to_markdown(lang).encode("utf-8"))
-    write_file(documents[1], notice.to_html(entry.seq, lang).encode("utf-8"))
+    documents = _write_documents(path, entry.seq, notice, lang)
     write_feeds(path, entries)
     return NoticeResult(path, notice, entry.seq, True, documents)
+
+
+def _write_documents(path: Path, seq: int, notice: ChangeNotice, lang: Lang) -> list[Path]:
+    """The notice document (md, html) of archive entry ``seq``, in ``lang``."""
+    documents = notice_documents(path, seq)
+    write_file(documents[0], notice.to_markdown(lang).encode("utf-8"))
+    write_file(documents[1], notice.to_html(seq, lang).encode("utf-8"))
+    return documents
 
 
 # -- the gate -------------------------------------------------------------------------
