@@ -7,6 +7,7 @@ never a guess, and every rendered document shows it as "to be confirmed".
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import cache
 from pathlib import Path
 from typing import Annotated, Any, Literal, Self
@@ -187,10 +188,11 @@ def load_catalog() -> Catalog:
     return load_catalog_file(CATALOG_PATH)
 
 
-def show(value: str | list[str]) -> str:
-    """A fact as a document shows it: ``unknown`` becomes "to be confirmed"."""
+def show(value: str | list[str], translate: Callable[[str], str] | None = None) -> str:
+    """A fact as a document shows it: ``unknown`` becomes "to be confirmed" (in the
+    document's language when ``translate`` is its gettext); known facts as given."""
     if value == UNKNOWN:
-        return TO_BE_CONFIRMED
+        return translate(TO_BE_CONFIRMED) if translate else TO_BE_CONFIRMED
     if isinstance(value, list):
         return ", ".join(value)
     return value

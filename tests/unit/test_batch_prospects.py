@@ -3,6 +3,7 @@ a row, impossible or contradictory choices still do."""
 
 from __future__ import annotations
 
+import csv
 import json
 from datetime import date
 from pathlib import Path
@@ -117,3 +118,41 @@ def test_without_prospect_an_answers_file_is_not_a_profile(tmp_path: Path) -> No
     result = CliRunner().invoke(main, ["subprocessors", "render", str(path)])
     assert result.exit_code == 2
     assert "hosts.app" in result.stderr
+
+
+def test_the_summary_names_each_prospects_vendors_and_transfers_outside_its_residency(
+        tmp_path: Path) -> None:
+    path = tmp_path / "prospects.csv"
+    path.write_text(
+        "preset,customer.name,customer.id,customer.residency,ai.provider,"
+        "ai.international_transfer_acknowledged,email.provider,monitoring.provider,"
+        "cdn.provider\n"
+        "us-openai,US Co,us-co,US,openai,,none,none,none\n"
+        "eu-anthropic,EU Co,eu-co,EU,anthropic,true,postmark,sentry,none\n"
+        "air-gapped,Gap Co,gap-co,EU,disabled,,none,none,none\n"
+        "us-openai,Mix Co,mix-co,DE,openai,true,sendgrid,datadog,cloudflare\n",
+        encoding="utf-8")
+    run_batch(path, tmp_path / "out", formats=("json",), on=DAY)
+    with (tmp_path / "out" / "summary.csv").open(encoding="utf-8") as handle:
+        rows = [(r["customer_id"], r["residency"], r["vendors"],
+                 r["transfers_outside_residency"]) for r in csv.DictReader(handle)]
+    assert rows == [
+        # OpenAI processes in the US: inside a US customer's residency
+        ("us-co", "US", "OpenAI", "none"),
+        ("eu-co", "EU", "Anthropic | Postmark | Sentry",
+         "Anthropic: US (Standard Contractual Clauses (SCCs)) | Postmark: location to be "
+         "confirmed | Sentry: location to be confirmed"),
+        ("gap-co", "EU", "none", "none"),
+        ("mix-co", "DE", "OpenAI | SendGrid | Datadog | Cloudflare",
+         "OpenAI: US (Standard Contractual Clauses (SCCs)) | SendGrid: location to be "
+         "confirmed | Datadog: location to be confirmed | Cloudflare: location to be "
+         "confirmed"),
+    ]
+
+
+def test_a_failed_prospect_has_no_vendors_in_the_summary(tmp_path: Path) -> None:
+    _errors, out = _batch(tmp_path, "eu-anthropic,Bad Co,bad-co,EU,mistral,,,,\n")
+    with (out / "summary.csv").open(encoding="utf-8") as handle:
+        row = next(csv.DictReader(handle))
+    assert (row["status"], row["vendors"], row["transfers_outside_residency"]) == (
+        "failed", "", "")

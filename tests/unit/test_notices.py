@@ -115,6 +115,19 @@ def test_the_same_change_is_announced_once(sentry_added: Path) -> None:
     assert len(entries(sentry_added)) == 2
 
 
+def test_the_notice_document_in_german_and_again_in_french(sentry_added: Path) -> None:
+    result = notice(sentry_added, "2026-11-01", "--lang", "de", "--json")
+    assert result.exit_code == 0, result.output
+    md, html = (Path(p) for p in json.loads(result.stdout)["documents"])
+    assert "| Änderung frühestens wirksam am | 2026-12-01 |" in md.read_text(encoding="utf-8")
+    assert "<h2>Ihr Widerspruchsrecht</h2>" in html.read_text(encoding="utf-8")
+    # the recorded notice is the same; its documents are written in the language asked for
+    again = notice(sentry_added, "2026-11-20", "--lang", "fr")
+    assert "already recorded as entry 2: sent 2026-11-01" in again.stdout
+    assert "| Prise d'effet possible le | 2026-12-01 |" in md.read_text(encoding="utf-8")
+    assert len(entries(sentry_added)) == 2
+
+
 def test_no_change_needs_no_notice(profile: Path, key: Path) -> None:
     assert cli("subprocessors", "publish", str(profile)).exit_code == 0
     result = notice(profile, TODAY)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from selfhost import i18n
 from selfhost.errors import ExitCode, InvalidInput
 from selfhost.paths import PROFILES_DIR, preset_names
 from selfhost.plan import plan
@@ -29,6 +30,10 @@ _OVERLAY = click.option(
     "--catalog-overlay", type=_FILE, help="The customer's own vendor facts (YAML; see the "
     "README), laid over the catalog; default: the profile's catalog_overlay.")
 _JSON = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
+_LANG = click.option(
+    "--lang", default=i18n.DEFAULT, show_default=True, metavar="|".join(i18n.LANGUAGES),
+    help="Language of the document's fixed texts (headings, labels, sentences); vendor "
+    "facts and JSON keys stay as they are.")
 
 
 def _day(value: datetime | None) -> date:
@@ -63,11 +68,14 @@ def subprocessors() -> None:
               "(as for selfhost init --answers): only what shapes the list is needed.")
 @click.option("--preset", type=click.Choice(preset_names()), help="With --prospect: the "
               "preset the answers are laid over.")
+@_LANG
 def render(*, profile: Path, fmt: Format, output: Path | None, on: datetime | None,
            sign_key: Path | None, detached: bool, verify_hosts: bool,
            inventory: Path | None, sandbox_name: str | None,
-           catalog_overlay: Path | None, prospect: bool, preset: str | None) -> None:
+           catalog_overlay: Path | None, prospect: bool, preset: str | None,
+           lang: str) -> None:
     """List exactly the third parties PROFILE's deployment sends personal data to."""
+    language = i18n.check(lang)
     if preset is not None and not prospect:
         raise InvalidInput("--preset needs --prospect")
     if prospect and (verify_hosts or catalog_overlay is not None):
@@ -81,7 +89,8 @@ def render(*, profile: Path, fmt: Format, output: Path | None, on: datetime | No
                    err=True)
     result = render_profile(profile, fmt=fmt, on=_day(on), output=output, sign_key=sign_key,
                             detached=detached, evidence=evidence,
-                            catalog_overlay_path=catalog_overlay, prospect=prospect_plan)
+                            catalog_overlay_path=catalog_overlay, prospect=prospect_plan,
+                            lang=language)
     if output is None:
         click.echo(result.content.decode("utf-8"), nl=False)
         return
@@ -96,15 +105,17 @@ def render(*, profile: Path, fmt: Format, output: Path | None, on: datetime | No
               "default: today, UTC).")
 @click.option("--format", "fmt", type=click.Choice(["md", "json"]), default="md",
               show_default=True, help="The notice as Markdown or as JSON.")
+@_LANG
 @click.pass_context
-def diff(ctx: click.Context, old: Path, new: Path, notice_date: datetime | None,
-         fmt: str) -> None:
+def diff(ctx: click.Context, *, old: Path, new: Path, notice_date: datetime | None,
+         fmt: str, lang: str) -> None:
     """The change notice from OLD to NEW (profiles or JSON lists).
 
     Exit 0 when no subprocessor changed, 1 when one did.
     """
+    language = i18n.check(lang)
     notice = diff_files(old, new, _day(notice_date))
-    click.echo(notice.to_json() if fmt == "json" else notice.to_markdown(), nl=False)
+    click.echo(notice.to_json() if fmt == "json" else notice.to_markdown(language), nl=False)
     if notice.has_changes:
         ctx.exit(int(ExitCode.DIFFERENCE))
 
@@ -119,13 +130,15 @@ def diff(ctx: click.Context, old: Path, new: Path, notice_date: datetime | None,
 @click.option("--date", "on", type=_DATE, help="Date of the lists (default: today, UTC).")
 @click.option("--profiles-dir", type=click.Path(path_type=Path, file_okay=False),
               default=PROFILES_DIR, help="Where the base presets are.")
+@_LANG
 @click.pass_context
 def batch(ctx: click.Context, *, prospects: Path, output_dir: Path, formats: tuple[Format, ...],
-          on: datetime | None, profiles_dir: Path) -> None:
+          on: datetime | None, profiles_dir: Path, lang: str) -> None:
     """One list per prospect in PROSPECTS (CSV or YAML: a preset column plus
     dotted profile keys). Exit 2 if any row failed; the others are still written."""
+    language = i18n.check(lang)
     result = run_batch(prospects, output_dir, formats=formats or FORMATS, on=_day(on),
-                       profiles_dir=profiles_dir)
+                       profiles_dir=profiles_dir, lang=language)
     for row in result.failed:
         for error in row.errors:
             click.echo(error, err=True)
@@ -248,17 +261,19 @@ def feed(profile: Path, fmt: str) -> None:
               "default: today, UTC).")
 @_SIGN_KEY
 @_OVERLAY
+@_LANG
 @_JSON
-def notice(profile: Path, on: datetime | None, sign_key: Path, catalog_overlay: Path | None,
-           as_json: bool) -> None:
+def notice(*, profile: Path, on: datetime | None, sign_key: Path, catalog_overlay: Path | None,
+           lang: str, as_json: bool) -> None:
     """Record a notice of the change from the last published list to PROFILE's.
 
     Effective on DATE + notice.days, objections until DATE + notice.objection_days;
     the notice document (md, html) is written beside the archive. Deploys that
     add a subprocessor or change what one processes wait for it.
     """
+    language = i18n.check(lang)
     result = notices.record_notice(profile, sign_key, on=_day(on),
-                                   catalog_overlay=catalog_overlay)
+                                   catalog_overlay=catalog_overlay, lang=language)
     n = result.notice
     if as_json:
         click.echo(dump_json({
@@ -289,10 +304,12 @@ def notice(profile: Path, on: datetime | None, sign_key: Path, catalog_overlay: 
 @click.option("--date", "on", type=_DATE, help="Date of the list (YYYY-MM-DD; default: "
               "today, UTC).")
 @_OVERLAY
-def annex(profile: Path, fmt: str, output: Path | None, on: datetime | None,
-          catalog_overlay: Path | None) -> None:
+@_LANG
+def annex(*, profile: Path, fmt: str, output: Path | None, on: datetime | None,
+          catalog_overlay: Path | None, lang: str) -> None:
     """"Annex III — List of sub-processors" for the DPA, or its DPV JSON-LD export."""
-    content = write_annex(profile, fmt, output, on=_day(on), overlay=catalog_overlay)
+    content = write_annex(profile, fmt, output, on=_day(on), overlay=catalog_overlay,
+                          lang=i18n.check(lang))
     if content is not None:
         click.echo(content.decode("utf-8"), nl=False)
     else:

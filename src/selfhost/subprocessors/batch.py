@@ -28,12 +28,14 @@ from typing import Any, Literal
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
 from selfhost import inputs, questions
+from selfhost.catalog import TO_BE_CONFIRMED, UNKNOWN
 from selfhost.errors import InvalidInput, SelfhostError
+from selfhost.i18n import DEFAULT, Lang
 from selfhost.init import parse_set, refuse_secret_key
 from selfhost.paths import PROFILES_DIR
 from selfhost.plan import plan
 from selfhost.profile_io import LineMap, load_profile_data, load_yaml, model_findings
-from selfhost.subprocessors.document import build_document
+from selfhost.subprocessors.document import SubprocessorList, build_document, outside_residency
 from selfhost.subprocessors.files import write_file
 from selfhost.subprocessors.prospect import prospect_data
 from selfhost.subprocessors.render import EXTENSIONS, Format, render
@@ -57,7 +59,13 @@ class RowResult:
     line: int
     customer_id: str = ""
     customer_name: str = ""
+    residency: str = ""
     subprocessors: list[str] = field(default_factory=list)
+    #: the vendors' names, in the list's order
+    vendors: list[str] = field(default_factory=list)
+    #: one text per subprocessor that receives data outside the residency (or whose
+    #: data location is still to be confirmed): name, where, under which safeguard
+    transfers: list[str] = field(default_factory=list)
     files: list[Path] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
 
@@ -83,6 +91,7 @@ class _Job:
     output_dir: Path
     formats: tuple[Format, ...]
     on: date
+    lang: Lang
     #: every preset name in the presets directory, for error messages
     available: tuple[str, ...]
 
@@ -234,12 +243,15 @@ def _process(prospect: Prospect, job: _Job) -> RowResult:
         result.errors += [f"{where}: {f.path}: {f.message}" for f in findings]
         return result
     result.customer_id, result.customer_name = profile.customer.id, profile.customer.name
-    doc = build_document(plan(profile), on=job.on)
+    doc = build_document(plan(profile), on=job.on, lang=job.lang)
+    result.residency = doc.customer.residency
     result.subprocessors = [s.id for s in doc.subprocessors]
+    result.vendors = [s.facts.name for s in doc.subprocessors]
+    result.transfers = transfers(doc)
     for fmt in job.formats:
         target = job.output_dir / f"{profile.customer.id}-subprocessors.{EXTENSIONS[fmt]}"
         try:
-            write_file(target, render(doc, fmt).encode("utf-8"), durable=False)
+            write_file(target, render(doc, fmt, job.lang).encode("utf-8"), durable=False)
         except SelfhostError as exc:
             result.errors.append(f"{where}: {exc.message}")
             return result
@@ -282,7 +294,8 @@ def _customer_id(p: Prospect, presets: dict[str, dict[str, Any]]) -> Any:
 
 
 def run_batch(prospects_path: Path, output_dir: Path, *, formats: tuple[Format, ...],
-              on: date, profiles_dir: Path = PROFILES_DIR) -> BatchResult:
+              on: date, profiles_dir: Path = PROFILES_DIR,
+              lang: Lang = DEFAULT) -> BatchResult:
     """Write every valid prospect's list and the summary; report the others."""
     if not formats:
         raise InvalidInput("no output format chosen (pass --format md, html or json)")
@@ -300,7 +313,7 @@ def run_batch(prospects_path: Path, output_dir: Path, *, formats: tuple[Format, 
                            f"({exc.strerror}; choose another --output-dir)") from None
     presets = load_presets(profiles_dir, (p.preset for p in prospects))
     job = _Job(source=str(prospects_path), presets=presets, output_dir=output_dir,
-               formats=formats, on=on,
+               formats=formats, on=on, lang=lang,
                available=tuple(sorted(p.stem for p in profiles_dir.glob("*.yaml"))))
     duplicates = _duplicates(prospects, presets, job.source)
     todo = [p for p in prospects if p.row not in duplicates]
@@ -326,16 +339,36 @@ def _cell(value: object) -> object:
     return value
 
 
+def transfers(doc: SubprocessorList) -> list[str]:
+    """Each subprocessor that receives data outside the customer's residency, as
+    ``Name: CODES (safeguard; safeguard)``; a data location not yet confirmed
+    is ``Name: location to be confirmed``. Codes and safeguards as the catalog
+    gives them, so the cells read the same in every language."""
+    out = []
+    for sub in doc.subprocessors:
+        t = sub.transfer
+        if t.status == "to-be-confirmed":
+            out.append(f"{sub.facts.name}: location {TO_BE_CONFIRMED}")
+        elif t.status == "international" and isinstance(t.locations, list):
+            safeguards = TO_BE_CONFIRMED if t.safeguards == UNKNOWN else "; ".join(t.safeguards)
+            codes = " ".join(outside_residency(t.residency, t.locations))
+            out.append(f"{sub.facts.name}: {codes} ({safeguards})")
+    return out
+
+
 def _summary_csv(rows: list[RowResult], output_dir: Path) -> str:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(["row", "line", "status", "customer_id", "customer_name",
-                     "subprocessors", "files", "errors"])
+                     "subprocessors", "files", "errors", "residency", "vendors",
+                     "transfers_outside_residency"])
     for r in rows:
         status: Literal["ok", "failed"] = "ok" if r.ok else "failed"
         writer.writerow([_cell(cell) for cell in (
             r.row, r.line, status, r.customer_id, r.customer_name,
             " ".join(r.subprocessors) or "none" if r.ok else "",
             " ".join(str(f.relative_to(output_dir)) for f in r.files),
-            " | ".join(r.errors))])
+            " | ".join(r.errors), r.residency,
+            " | ".join(r.vendors) or "none" if r.ok else "",
+            " | ".join(r.transfers) or "none" if r.ok else "")])
     return buffer.getvalue()

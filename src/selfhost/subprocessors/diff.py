@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict
 
 from selfhost import inputs, templating
 from selfhost.errors import InvalidInput
+from selfhost.i18n import DEFAULT, Lang
 from selfhost.plan import plan
 from selfhost.profile_io import load_profile
 from selfhost.subprocessors.document import (
@@ -29,6 +30,7 @@ from selfhost.subprocessors.document import (
 )
 
 TEMPLATE = "change-notice.md.j2"
+HTML_TEMPLATE = "change-notice.html.j2"
 
 
 class _Notice(BaseModel):
@@ -78,8 +80,12 @@ class ChangeNotice(_Notice):
             out.append(f"~ {changed.id} ({changed.name}): {fields}")
         return out
 
-    def to_markdown(self) -> str:
-        return templating.render(TEMPLATE, notice=self)
+    def to_markdown(self, lang: Lang = DEFAULT) -> str:
+        return templating.render(TEMPLATE, lang, notice=self)
+
+    def to_html(self, seq: int, lang: Lang = DEFAULT) -> str:
+        """The notice as a standalone page; ``seq`` is its archive entry."""
+        return templating.render(HTML_TEMPLATE, lang, notice=self, seq=seq)
 
 
 def load_list(path: Path, on: date) -> SubprocessorList:

@@ -13,6 +13,7 @@ as ``schemas/subprocessor-list.v1.schema.json`` and generated from
 from __future__ import annotations
 
 import json
+import re
 from datetime import date
 from typing import Any, Literal
 
@@ -29,6 +30,7 @@ from selfhost.catalog import (
     show,
 )
 from selfhost.errors import ValidationFailed
+from selfhost.i18n import DEFAULT, N_, Gettext, Lang, gettext_for
 from selfhost.models import field_errors
 from selfhost.plan import AI_PROVIDERS_ID, Category, Plan, ServiceWiring, ThirdParty
 from selfhost.residency import contains
@@ -213,18 +215,21 @@ def build_document(plan: Plan, *, on: date, catalog: Catalog | None = None,
                    evidence: Evidence | None = None,
                    activations: dict[str, Activation] | None = None,
                    overlay_facts: dict[str, list[str]] | None = None,
-                   tool_version: str = __version__) -> SubprocessorList:
+                   tool_version: str = __version__, lang: Lang = DEFAULT) -> SubprocessorList:
     """The list for ``plan`` as of ``on``. Pure: same inputs, same document.
 
     ``catalog`` may carry a customer's overlay; ``overlay_facts`` then says which
-    facts of each vendor came from it.
+    facts of each vendor came from it. ``lang`` is the language of the list's own
+    sentences (notes, descriptions, reasons); facts and keys do not change with it.
     """
     catalog = catalog or load_catalog()
+    _ = gettext_for(lang)
     residency = plan.customer.residency
     active = activations or {}
     overlaid = overlay_facts or {}
-    subprocessors = [_subprocessor(p, catalog, residency).model_copy(
-        update={"activation": active.get(p.id), "overlay_facts": overlaid.get(p.id, [])})
+    subprocessors = [_subprocessor(p, catalog, residency, _).model_copy(
+        update={"activation": _activation(active[p.id], _) if p.id in active else None,
+                "overlay_facts": overlaid.get(p.id, [])})
         for p in plan.third_parties]
     return SubprocessorList(
         tool_version=tool_version,
@@ -232,17 +237,17 @@ def build_document(plan: Plan, *, on: date, catalog: Catalog | None = None,
         customer=Customer(name=plan.customer.name, id=plan.customer.id,
                           residency=residency, contact_email=plan.customer.contact_email),
         profile_fingerprint=plan.profile_fingerprint,
-        deployment=_deployment(plan),
+        deployment=_deployment(plan, _),
         subprocessors=subprocessors,
-        not_used=_not_used(plan, catalog),
-        data_flows=_data_flows(plan, subprocessors),
+        not_used=_not_used(plan, catalog, _),
+        data_flows=_data_flows(plan, subprocessors, _),
         notice=NoticeTerms(days=plan.notice.days, objection_days=plan.notice.objection_days,
                            contact_email=plan.customer.contact_email),
         evidence=evidence,
     )
 
 
-def _not_used(plan: Plan, catalog: Catalog) -> list[NotUsedEntry]:
+def _not_used(plan: Plan, catalog: Catalog, _: Gettext) -> list[NotUsedEntry]:
     """The SaaS list's vendors this deployment does not use, and why.
 
     With AI disabled no AI provider is named anywhere in the list: the AI
@@ -251,91 +256,107 @@ def _not_used(plan: Plan, catalog: Catalog) -> list[NotUsedEntry]:
     out: list[NotUsedEntry] = []
     for item in plan.not_used:
         if item.id == AI_PROVIDERS_ID:
-            out.append(NotUsedEntry(id=AI_PROVIDERS_ID, name="AI providers",
-                                    service="Large Language Model (LLM) API",
-                                    reason=item.reason))
+            out.append(NotUsedEntry(id=AI_PROVIDERS_ID, name=_("AI providers"),
+                                    service=_("Large Language Model (LLM) API"),
+                                    reason=_(item.reason)))
             continue
         entry = catalog.get(item.id)
+        # the Plan's reasons are a fixed set of English sentences, each a msgid
         out.append(NotUsedEntry(id=item.id, name=entry.name, service=entry.service,
-                                reason=item.reason))
+                                reason=_(item.reason)))
     return out
 
 
-def _subprocessor(party: ThirdParty, catalog: Catalog, residency: str) -> Subprocessor:
+def _subprocessor(party: ThirdParty, catalog: Catalog, residency: str,
+                  _: Gettext) -> Subprocessor:
     entry = catalog.get(party.id)
     return Subprocessor(
         id=party.id, category=party.category, facts=entry.facts(),
-        use=Use(purpose=party.purpose, data=list(party.data),
+        # the Plan's purposes and data categories are fixed English texts, each a msgid
+        use=Use(purpose=_(party.purpose), data=[_(d) for d in party.data],
                 endpoints=[str(e) for e in party.egress], reached_from=party.egress_from),
-        transfer=_transfer(entry.facts(), residency),
+        transfer=_transfer(entry.facts(), residency, _),
     )
 
 
-def _transfer(facts: VendorFacts, residency: str) -> Transfer:
+def _transfer(facts: VendorFacts, residency: str, _: Gettext) -> Transfer:
     locations = facts.location_codes
     safeguards = facts.transfer_safeguards
     if locations == UNKNOWN:
         status: Literal["within-residency", "international", "to-be-confirmed"] = \
             "to-be-confirmed"
-        note = ("Data location to be confirmed: whether data leaves the customer's "
-                f"residency ({residency}) cannot be assessed yet")
+        note = _("Data location to be confirmed: whether data leaves the customer's "
+                 "residency ({residency}) cannot be assessed yet").format(residency=residency)
     elif all(contains(residency, code) for code in locations):
         status = "within-residency"
-        note = f"Data stays within the customer's residency ({residency})"
+        note = _("Data stays within the customer's residency ({residency})").format(
+            residency=residency)
     else:
         status = "international"
-        outside = ", ".join(c for c in locations if not contains(residency, c))
-        shown = "to be confirmed" if safeguards == UNKNOWN else "; ".join(safeguards)
-        note = (f"International transfer: data is processed in {outside}, outside the "
-                f"customer's residency ({residency}); safeguards: {shown}")
+        outside = ", ".join(outside_residency(residency, list(locations)))
+        shown = show(UNKNOWN, _) if safeguards == UNKNOWN else "; ".join(safeguards)
+        note = _("International transfer: data is processed in {outside}, outside the "
+                 "customer's residency ({residency}); safeguards: {safeguards}").format(
+            outside=outside, residency=residency, safeguards=shown)
     return Transfer(status=status, residency=residency, locations=locations,
                     safeguards=safeguards, note=note)
 
 
-def _store(wiring: ServiceWiring, product: str) -> Store:
+def outside_residency(residency: str, locations: list[str]) -> list[str]:
+    """The location codes that lie outside ``residency``."""
+    return [c for c in locations if not contains(residency, c)]
+
+
+def _activation(activation: Activation, _: Gettext) -> Activation:
+    """The archive's account of an activation in the list's language."""
+    return activation.model_copy(update={"detail": activation_text(activation.detail, _)})
+
+
+def _store(wiring: ServiceWiring, product: str, _: Gettext) -> Store:
     if wiring.mode == "external":
-        return Store(mode="external", description=f"Your own managed {product} "
-                     f"({wiring.host})")
-    return Store(mode="local", description=f"{product} on your host {wiring.server_host}")
+        return Store(mode="external", description=_("Your own managed {product} ({host})")
+                     .format(product=product, host=wiring.host))
+    return Store(mode="local", description=_("{product} on your host {host}").format(
+        product=product, host=wiring.server_host))
 
 
-def _deployment(plan: Plan) -> Deployment:
+def _deployment(plan: Plan, _: Gettext) -> Deployment:
     return Deployment(
         topology=plan.topology,
         hosts=[DeploymentHost(name=h.name, components=list(h.components)) for h in plan.hosts],
-        database=_store(plan.database, "PostgreSQL"),
-        cache=_store(plan.cache, "Redis"),
+        database=_store(plan.database, "PostgreSQL", _),
+        cache=_store(plan.cache, "Redis", _),
     )
 
 
 #: which categories of third party touch each kind of data: (processes it, sees it)
 _FLOWS: tuple[tuple[str, str, tuple[str, ...], tuple[str, ...]], ...] = (
-    ("Conversations and messages", "database", ("ai",), ("cdn",)),
-    ("Knowledge base documents", "database", ("ai",), ("cdn",)),
-    ("User accounts (e-mail, name) and notification e-mails", "database", ("email",),
+    (N_("Conversations and messages"), "database", ("ai",), ("cdn",)),
+    (N_("Knowledge base documents"), "database", ("ai",), ("cdn",)),
+    (N_("User accounts (e-mail, name) and notification e-mails"), "database", ("email",),
      ("cdn",)),
-    ("Session tokens and WebSocket state", "cache", (), ("cdn",)),
-    ("Analytics (aggregated)", "database", (), ()),
-    ("Application logs and error reports", "app-hosts", ("monitoring",), ()),
+    (N_("Session tokens and WebSocket state"), "cache", (), ("cdn",)),
+    (N_("Analytics (aggregated)"), "database", (), ()),
+    (N_("Application logs and error reports"), "app-hosts", ("monitoring",), ()),
 )
 
 
-def _data_flows(plan: Plan, subs: list[Subprocessor]) -> list[DataFlow]:
+def _data_flows(plan: Plan, subs: list[Subprocessor], _: Gettext) -> list[DataFlow]:
     def names(categories: tuple[str, ...]) -> list[str]:
         return [s.facts.name for s in subs if s.category in categories]
 
     app_hosts = ", ".join(h.name for h in plan.hosts_with("app"))
     stored = {
-        "database": _store(plan.database, "PostgreSQL").description,
-        "cache": _store(plan.cache, "Redis").description,
-        "app-hosts": f"Your app hosts ({app_hosts})",
+        "database": _store(plan.database, "PostgreSQL", _).description,
+        "cache": _store(plan.cache, "Redis", _).description,
+        "app-hosts": _("Your app hosts ({hosts})").format(hosts=app_hosts),
     }
-    rows = [DataFlow(data_type=kind, stored_by=stored[where], processed_by=names(proc),
+    rows = [DataFlow(data_type=_(kind), stored_by=stored[where], processed_by=names(proc),
                      third_party_access=names(seen))
             for kind, where, proc, seen in _FLOWS]
     if any(s.category == "certificate-authority" for s in subs):
         rows.append(DataFlow(
-            data_type="Domain name and ACME account e-mail", stored_by=stored["app-hosts"],
+            data_type=_("Domain name and ACME account e-mail"), stored_by=stored["app-hosts"],
             processed_by=names(("certificate-authority",)), third_party_access=[]))
     return rows
 
@@ -358,65 +379,93 @@ def from_json(text: str, source: str) -> SubprocessorList:
 
 # -- views shared by the Markdown and HTML renderers ----------------------------------
 
-def sections(doc: SubprocessorList) -> list[tuple[str, list[Subprocessor]]]:
+def sections(doc: SubprocessorList,
+             _: Gettext = str) -> list[tuple[str, list[Subprocessor]]]:
     """The subprocessors grouped by category, in catalog category order."""
-    return [(title, [s for s in doc.subprocessors if s.category == category])
+    return [(_(title), [s for s in doc.subprocessors if s.category == category])
             for category, title in CATEGORY_TITLES.items()
             if any(s.category == category for s in doc.subprocessors)]
 
 
 _REACHED = {
-    "app": "the application, through the deployment's egress proxy",
-    "host": "the host itself (not the application)",
-    "none": "not contacted by the deployment; it sits in front of it",
+    "app": N_("the application, through the deployment's egress proxy"),
+    "host": N_("the host itself (not the application)"),
+    "none": N_("not contacted by the deployment; it sits in front of it"),
 }
 
 
-def fact_rows(sub: Subprocessor) -> list[tuple[str, str]]:
+def fact_rows(sub: Subprocessor, _: Gettext = str) -> list[tuple[str, str]]:
     """The labelled facts one subprocessor shows, in order, as display text."""
     f = sub.facts
-    endpoints = ", ".join(sub.use.endpoints) if sub.use.endpoints else "none"
+    endpoints = ", ".join(sub.use.endpoints) if sub.use.endpoints else _("none")
     return [
-        ("Legal entity", show(f.legal_entity)),
-        ("Service", show(f.service)),
-        ("Purpose in this deployment", sub.use.purpose),
-        ("Data processed", "; ".join(sub.use.data)),
-        ("Reached by", f"{_REACHED[sub.use.reached_from]} (endpoints: {endpoints})"),
-        ("Data location", show(f.data_location)),
-        ("Transfer safeguards", show(f.transfer_safeguards)),
-        ("Certifications", show(f.certifications)),
-        ("Security measures", show(f.security_measures)),
-        ("Data usage", show(f.data_usage)),
-        ("Website", show(f.website)),
-        ("Privacy policy", show(f.privacy_policy)),
-        ("Data processing agreement", show(f.dpa)),
-        ("Address", show(f.address)),
-        ("Data protection contact", show(f.contact)),
-        ("Contact person", _person(f)),
-        ("Description of the processing", show(f.processing_description)),
-        ("Its own sub-processors", show(f.sub_processors)),
-        *([("Facts from your catalog overlay",
+        (_("Legal entity"), show(f.legal_entity, _)),
+        (_("Service"), show(f.service, _)),
+        (_("Purpose in this deployment"), sub.use.purpose),
+        (_("Data processed"), "; ".join(sub.use.data)),
+        (_("Reached by"), _("{reached} (endpoints: {endpoints})").format(
+            reached=_(_REACHED[sub.use.reached_from]), endpoints=endpoints)),
+        (_("Data location"), show(f.data_location, _)),
+        (_("Transfer safeguards"), show(f.transfer_safeguards, _)),
+        (_("Certifications"), show(f.certifications, _)),
+        (_("Security measures"), show(f.security_measures, _)),
+        (_("Data usage"), show(f.data_usage, _)),
+        (_("Website"), show(f.website, _)),
+        (_("Privacy policy"), show(f.privacy_policy, _)),
+        (_("Data processing agreement"), show(f.dpa, _)),
+        (_("Address"), show(f.address, _)),
+        (_("Data protection contact"), show(f.contact, _)),
+        (_("Contact person"), _person(f, _)),
+        (_("Description of the processing"), show(f.processing_description, _)),
+        (_("Its own sub-processors"), show(f.sub_processors, _)),
+        *([(_("Facts from your catalog overlay"),
             ", ".join(f.replace(".", " ").replace("_", " ") for f in sub.overlay_facts))]
           if sub.overlay_facts else []),
-        *([("Active under", sub.activation.detail)] if sub.activation else []),
+        *([(_("Active under"), sub.activation.detail)] if sub.activation else []),
     ]
 
 
-def _person(f: VendorFacts) -> str:
+def _person(f: VendorFacts, _: Gettext) -> str:
     p = f.contact_person
     if UNKNOWN == p.name == p.position == p.contact:
-        return show(UNKNOWN)
-    return ", ".join(show(v) for v in (p.name, p.position, p.contact))
+        return show(UNKNOWN, _)
+    return ", ".join(show(v, _) for v in (p.name, p.position, p.contact))
 
 
 TRANSFER_LABELS = {
-    "within-residency": "Within residency",
-    "international": "International transfer",
-    "to-be-confirmed": "To be confirmed",
+    "within-residency": N_("Within residency"),
+    "international": N_("International transfer"),
+    "to-be-confirmed": N_("To be confirmed"),
 }
 
+#: the archive's activation sentences (selfhost.subprocessors.archive), as msgids
+_ACTIVATION_TEXTS = (
+    (re.compile(r"in the list published on (?P<date>\S+) \(archive entry (?P<entry>\d+)\)"),
+     N_("in the list published on {date} (archive entry {entry})")),
+    (re.compile(r"notice (?P<seq>\d+) of (?P<date>\S+), effective (?P<effective>\S+) "
+                r"\(archive entry (?P<entry>\d+)\)"),
+     N_("notice {seq} of {date}, effective {effective} (archive entry {entry})")),
+    (re.compile(r"deployed on (?P<date>\S+) before its notice was effective; reason: "
+                r"(?P<reason>.*) \(archive entry (?P<entry>\d+)\)", re.DOTALL),
+     N_("deployed on {date} before its notice was effective; reason: {reason} "
+        "(archive entry {entry})")),
+)
 
-def view(doc: SubprocessorList) -> dict[str, object]:
+
+def activation_text(detail: str, _: Gettext) -> str:
+    """An archive's activation sentence in the list's language (the reason given for
+    an override stays as it was written)."""
+    for pattern, msgid in _ACTIVATION_TEXTS:
+        match = pattern.fullmatch(detail)
+        if match:
+            return _(msgid).format(**match.groupdict())
+    return detail
+
+
+def view(doc: SubprocessorList, lang: Lang = DEFAULT) -> dict[str, object]:
     """The template context both text renderers share."""
-    return {"doc": doc, "sections": sections(doc), "fact_rows": fact_rows,
-            "transfer_labels": TRANSFER_LABELS}
+    _ = gettext_for(lang)
+    return {"doc": doc, "sections": sections(doc, _),
+            "fact_rows": lambda sub: fact_rows(sub, _),
+            "transfer_labels": {k: _(v) for k, v in TRANSFER_LABELS.items()},
+            "tbc": show(UNKNOWN, _)}

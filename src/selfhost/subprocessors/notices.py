@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
-from selfhost import templating
 from selfhost.errors import Aborted, InvalidInput
+from selfhost.i18n import DEFAULT, Lang
 from selfhost.plan import Plan
 from selfhost.subprocessors import archive
 from selfhost.subprocessors.archive import Entry, NoticeOverride, RecordedNotice
@@ -58,7 +58,7 @@ class NoticeResult:
 
 
 def record_notice(profile_path: Path, sign_key: Path, *, on: date,
-                  catalog_overlay: Path | None = None) -> NoticeResult:
+                  catalog_overlay: Path | None = None, lang: Lang = DEFAULT) -> NoticeResult:
     key = load_private_key(sign_key)
     inputs = list_inputs(profile_path, catalog_overlay)
     new = build_document(inputs.plan, on=on, catalog=inputs.catalog,
@@ -76,15 +76,21 @@ def record_notice(profile_path: Path, sign_key: Path, *, on: date,
             return NoticeResult(path, notice, None, False, [])
         for entry, recorded in notices(entries):
             if recorded.digest == digest:
+                # asked again (perhaps in another language): the same notice's documents
                 return NoticeResult(path, recorded.notice, entry.seq, False,
-                                    notice_documents(path, entry.seq))
+                                    _write_documents(path, entry.seq, recorded.notice, lang))
         entry = archive.make_entry(entries, RecordedNotice(digest=digest, notice=notice), key)
-    documents = notice_documents(path, entry.seq)
-    write_file(documents[0], notice.to_markdown().encode("utf-8"))
-    write_file(documents[1], templating.render("change-notice.html.j2", notice=notice,
-                                               seq=entry.seq).encode("utf-8"))
+    documents = _write_documents(path, entry.seq, notice, lang)
     write_feeds(path, entries)
     return NoticeResult(path, notice, entry.seq, True, documents)
+
+
+def _write_documents(path: Path, seq: int, notice: ChangeNotice, lang: Lang) -> list[Path]:
+    """The notice document (md, html) of archive entry ``seq``, in ``lang``."""
+    documents = notice_documents(path, seq)
+    write_file(documents[0], notice.to_markdown(lang).encode("utf-8"))
+    write_file(documents[1], notice.to_html(seq, lang).encode("utf-8"))
+    return documents
 
 
 # -- the gate -------------------------------------------------------------------------

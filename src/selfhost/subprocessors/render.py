@@ -12,6 +12,7 @@ from typing import Literal
 from selfhost import catalog_overlay
 from selfhost.catalog import Catalog, load_catalog
 from selfhost.errors import InvalidInput
+from selfhost.i18n import DEFAULT, Lang
 from selfhost.plan import Plan, plan
 from selfhost.profile_checks import resolve
 from selfhost.profile_io import load_profile
@@ -33,11 +34,12 @@ FORMATS: tuple[Format, ...] = ("md", "html", "json")
 EXTENSIONS: dict[Format, str] = {"md": "md", "html": "html", "json": "json"}
 
 
-def _json(doc: SubprocessorList) -> str:
+def _json(doc: SubprocessorList, lang: Lang = DEFAULT) -> str:
+    # the language is already in the document's sentences; keys never change
     return doc.to_json()
 
 
-RENDERERS: dict[Format, Callable[[SubprocessorList], str]] = {
+RENDERERS: dict[Format, Callable[[SubprocessorList, Lang], str]] = {
     "md": render_markdown,
     "html": render_html,
     "json": _json,
@@ -56,8 +58,8 @@ def today() -> date:
     return datetime.fromtimestamp(int(epoch), UTC).date()
 
 
-def render(doc: SubprocessorList, fmt: Format) -> str:
-    return RENDERERS[fmt](doc)
+def render(doc: SubprocessorList, fmt: Format, lang: Lang = DEFAULT) -> str:
+    return RENDERERS[fmt](doc, lang)
 
 
 def load_plan(profile_path: Path) -> Plan:
@@ -105,7 +107,7 @@ def render_profile(profile_path: Path, *, fmt: Format, on: date,
                    output: Path | None = None, sign_key: Path | None = None,
                    detached: bool = False, evidence: Evidence | None = None,
                    catalog_overlay_path: Path | None = None,
-                   prospect: Plan | None = None) -> Rendered:
+                   prospect: Plan | None = None, lang: Lang = DEFAULT) -> Rendered:
     """The list for the profile at ``profile_path``, written to ``output`` when given.
 
     ``prospect`` (the Plan of a prospect's answers) replaces the profile's.
@@ -122,15 +124,16 @@ def render_profile(profile_path: Path, *, fmt: Format, on: date,
     key = signing.load_private_key(sign_key) if sign_key is not None else None
     if prospect is not None:
         # a prospect has no deployment yet: no archive, no overlay of its own
-        doc = build_document(prospect, on=on)
+        doc = build_document(prospect, on=on, lang=lang)
     else:
         inputs = list_inputs(profile_path, catalog_overlay_path)
         doc = build_document(inputs.plan, on=on, evidence=evidence, catalog=inputs.catalog,
                              overlay_facts=inputs.overlay_facts,
-                             activations=archived_activations(profile_path, inputs.plan))
+                             activations=archived_activations(profile_path, inputs.plan),
+                             lang=lang)
     if key is not None and not detached:
         doc = signing.sign_embedded(doc, key)
-    content = render(doc, fmt).encode("utf-8")
+    content = render(doc, fmt, lang).encode("utf-8")
     written: list[Path] = []
     if output is not None:
         if not output.parent.is_dir():
@@ -147,7 +150,7 @@ def render_profile(profile_path: Path, *, fmt: Format, on: date,
 
 
 def write_annex(profile_path: Path, fmt: str, output: Path | None, *, on: date,
-                overlay: Path | None = None) -> bytes | None:
+                overlay: Path | None = None, lang: Lang = DEFAULT) -> bytes | None:
     """The Annex III (pdf or html) or the DPV export; written to ``output`` when given
     (then None is returned), else returned. A PDF needs ``output``."""
     if fmt == "pdf" and output is None:
@@ -156,8 +159,9 @@ def write_annex(profile_path: Path, fmt: str, output: Path | None, *, on: date,
     inputs = list_inputs(profile_path, overlay)
     doc = build_document(inputs.plan, on=on, catalog=inputs.catalog,
                          overlay_facts=inputs.overlay_facts,
-                         activations=archived_activations(profile_path, inputs.plan))
-    content = (annex_pdf(doc) if fmt == "pdf" else annex_html(doc).encode("utf-8")
+                         activations=archived_activations(profile_path, inputs.plan),
+                         lang=lang)
+    content = (annex_pdf(doc, lang) if fmt == "pdf" else annex_html(doc, lang).encode("utf-8")
                if fmt == "html" else to_jsonld(doc).encode("utf-8"))
     if output is None:
         return content

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from html import escape
 
+from selfhost.i18n import DEFAULT, N_, Gettext, Lang, gettext_for
 from selfhost.subprocessors.document import Store, Subprocessor, SubprocessorList
 
 WIDTH = 800
@@ -17,21 +18,21 @@ _HOST_LINE = 20
 
 #: the components a host box shows, in this order (common and tls are on every host)
 _COMPONENT_NAMES = {
-    "nginx": "nginx (TLS, web)",
-    "app": "application",
-    "egress": "egress proxy (allowlist)",
-    "postgresql": "PostgreSQL (database)",
-    "backup": "encrypted backups (local)",
-    "redis": "Redis (cache)",
+    "nginx": N_("nginx (TLS, web)"),
+    "app": N_("application"),
+    "egress": N_("egress proxy (allowlist)"),
+    "postgresql": N_("PostgreSQL (database)"),
+    "backup": N_("encrypted backups (local)"),
+    "redis": N_("Redis (cache)"),
 }
 
 #: short labels for what flows to each kind of third party
 _FLOW_LABELS = {
-    "ai": "conversations, knowledge base chunks",
-    "email": "e-mail addresses, e-mail content",
-    "monitoring": "error reports, performance data, IPs",
-    "cdn": "visitor traffic: IPs, HTTP requests",
-    "certificate-authority": "domain name, ACME account e-mail",
+    "ai": N_("conversations, knowledge base chunks"),
+    "email": N_("e-mail addresses, e-mail content"),
+    "monitoring": N_("error reports, performance data, IPs"),
+    "cdn": N_("visitor traffic: IPs, HTTP requests"),
+    "certificate-authority": N_("domain name, ACME account e-mail"),
 }
 
 
@@ -40,16 +41,17 @@ def _text(x: int, y: int, content: str, *, cls: str = "", anchor: str = "start")
     return f'<text x="{x}" y="{y}" text-anchor="{anchor}"{attr}>{escape(content)}</text>'
 
 
-def _hosts(doc: SubprocessorList, top: int) -> tuple[list[str], int]:
+def _hosts(doc: SubprocessorList, top: int, _: Gettext) -> tuple[list[str], int]:
     """The hosts inside the outer box; returns the elements and the bottom y."""
     out: list[str] = []
     y = top
     for host in doc.deployment.hosts:
-        shown = [name for c, name in _COMPONENT_NAMES.items() if c in host.components]
+        shown = [_(name) for c, name in _COMPONENT_NAMES.items() if c in host.components]
         height = 34 + _HOST_LINE * len(shown)
         out.append(f'<rect x="{_OUTER_X + 16}" y="{y}" width="{_OUTER_W - 32}" '
                    f'height="{height}" rx="6" class="host"/>')
-        out.append(_text(_OUTER_X + 28, y + 20, f"host {host.name}", cls="hostname"))
+        out.append(_text(_OUTER_X + 28, y + 20, _("host {name}").format(name=host.name),
+                         cls="hostname"))
         for i, name in enumerate(shown):
             out.append(_text(_OUTER_X + 36, y + 42 + i * _HOST_LINE, name, cls="component"))
         y += height + 10
@@ -61,7 +63,7 @@ def _hosts(doc: SubprocessorList, top: int) -> tuple[list[str], int]:
 def _external(store: Store, y: int, out: list[str]) -> int:
     if store.mode != "external":
         return y
-    product, _, host = store.description.partition(" (")
+    product, _sep, host = store.description.partition(" (")
     out.append(f'<rect x="{_OUTER_X + 16}" y="{y}" width="{_OUTER_W - 32}" height="46" '
                'rx="6" class="external"/>')
     out.append(_text(_OUTER_X + 28, y + 19, product, cls="component"))
@@ -69,10 +71,11 @@ def _external(store: Store, y: int, out: list[str]) -> int:
     return y + 56
 
 
-def _party(sub: Subprocessor, y: int, anchor_x: int, anchor_y: int) -> list[str]:
+def _party(sub: Subprocessor, y: int, anchor_x: int, anchor_y: int,
+           _: Gettext) -> list[str]:
     location = sub.facts.data_location
-    where = "location to be confirmed" if location == "unknown" else location
-    flag = " · international transfer" if sub.transfer.status == "international" else ""
+    where = _("location to be confirmed") if location == "unknown" else location
+    flag = _(" · international transfer") if sub.transfer.status == "international" else ""
     mid = y + _PARTY_H // 2
     cls = "party intl" if sub.transfer.status != "within-residency" else "party"
     return [
@@ -83,7 +86,7 @@ def _party(sub: Subprocessor, y: int, anchor_x: int, anchor_y: int) -> list[str]
         f'class="{cls}"/>',
         _text(_PARTY_X + 12, y + 20, sub.facts.name, cls="partyname"),
         _text(_PARTY_X + 12, y + 38, f"{where}{flag}"[:52], cls="detail"),
-        _text(_PARTY_X + 12, y + 56, _FLOW_LABELS[sub.category], cls="data"),
+        _text(_PARTY_X + 12, y + 56, _(_FLOW_LABELS[sub.category]), cls="data"),
     ]
 
 
@@ -106,28 +109,30 @@ _STYLE = (
 )
 
 
-def data_flow_svg(doc: SubprocessorList) -> str:
+def data_flow_svg(doc: SubprocessorList, lang: Lang = DEFAULT) -> str:
     """A standalone ``<svg>`` element (no external references)."""
+    _ = gettext_for(lang)
     top = 64
-    host_parts, hosts_bottom = _hosts(doc, top + 40)
+    host_parts, hosts_bottom = _hosts(doc, top + 40, _)
     outer_h = hosts_bottom - top + 6
     subs = doc.subprocessors
     parties_h = len(subs) * (_PARTY_H + _PARTY_GAP) - _PARTY_GAP if subs else 90
     height = top + max(outer_h, parties_h) + 24
     anchor_x, anchor_y = _OUTER_X + _OUTER_W, top + outer_h // 2
+    title = escape(_("Where personal data goes from this deployment"))
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {WIDTH} {height}" '
         f'width="{WIDTH}" height="{height}" role="img" aria-labelledby="dataflow-title">',
-        '<title id="dataflow-title">Where personal data goes from this deployment</title>',
+        f'<title id="dataflow-title">{title}</title>',
         f"<style>{_STYLE}</style>",
         '<defs><marker id="arrow" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" '
         'markerHeight="7" orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z" '
         'fill="#2f6fb0"/></marker></defs>',
-        _text(_OUTER_X, 30, "Where personal data goes", cls="title"),
+        _text(_OUTER_X, 30, _("Where personal data goes"), cls="title"),
         f'<rect x="{_OUTER_X}" y="{top}" width="{_OUTER_W}" height="{outer_h}" rx="10" '
         'class="outer"/>',
-        _text(_OUTER_X + 14, top + 24, f"Your infrastructure (residency "
-              f"{doc.customer.residency})", cls="hostname"),
+        _text(_OUTER_X + 14, top + 24, _("Your infrastructure (residency {residency})")
+              .format(residency=doc.customer.residency), cls="hostname"),
         *host_parts,
     ]
     if not subs:
@@ -135,12 +140,12 @@ def data_flow_svg(doc: SubprocessorList) -> str:
         parts += [
             f'<rect x="{_PARTY_X}" y="{mid}" width="{_PARTY_W}" height="70" rx="10" '
             'class="none"/>',
-            _text(_PARTY_X + _PARTY_W // 2, mid + 30, "No third party", cls="ok",
+            _text(_PARTY_X + _PARTY_W // 2, mid + 30, _("No third party"), cls="ok",
                   anchor="middle"),
-            _text(_PARTY_X + _PARTY_W // 2, mid + 52, "No personal data leaves your hosts",
+            _text(_PARTY_X + _PARTY_W // 2, mid + 52, _("No personal data leaves your hosts"),
                   cls="detail", anchor="middle"),
         ]
     for i, sub in enumerate(subs):
-        parts += _party(sub, top + i * (_PARTY_H + _PARTY_GAP), anchor_x, anchor_y)
+        parts += _party(sub, top + i * (_PARTY_H + _PARTY_GAP), anchor_x, anchor_y, _)
     parts.append("</svg>")
     return "\n".join(parts)
