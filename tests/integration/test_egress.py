@@ -16,6 +16,7 @@ import socket
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pytest
 from deploy_support import (
@@ -29,6 +30,7 @@ from deploy_support import (
 
 from conftest import SandboxFactory
 from selfhost.init import InitRequest, run_init
+from selfhost.verify import verify
 
 pytestmark = pytest.mark.slow
 
@@ -170,8 +172,8 @@ def test_proxy_refuses_an_address_that_reverse_resolves_to_a_listed_name(host: H
         # The attack's premise holds: the address's reverse lookup names the listed host.
         reverse = host.run("getent", "hosts", DISGUISED).split()
         status = proxy_status(host, connect_request(f"{DISGUISED}:443"))
-        logged = host.run("grep", "-c", f"TCP_DENIED/403 .* CONNECT {DISGUISED}:443",
-                          PROXY_LOG).strip()
+        logged = host.run("sh", "-c", f"grep -c 'TCP_DENIED/403 .* CONNECT {DISGUISED}:443' "
+                          f"{PROXY_LOG} || true").strip()
     finally:
         host.run("sh", "-c", f"sed -i '/^{DISGUISED} /d' /etc/hosts && "
                              "systemctl reload squid.service")
@@ -214,15 +216,22 @@ def ssh_port_free_on_a_second_address(host: Host) -> Iterator[str]:
     listens on the management address only and unprivileged ports start at 0 (as
     on hosts that run services as non-root on low ports)."""
     second = host.address.rsplit(".", 1)[0] + ".250"
+    # sshd re-executes on reload: wait (on a deadline) until it listens as wanted
+    # again, so the next ssh connection of the tests finds it.
+    def until_listening(address: str) -> str:
+        return (f"for i in $(seq 100); do ss -Hltn 'sport = :{host.ssh_port}' | "
+                f"grep -qF '{address}:{host.ssh_port}' && break; sleep 0.1; done")
+
     host.run("sh", "-c",
              f"echo 'ListenAddress {host.address}' > /etc/ssh/sshd_config.d/00-test.conf && "
-             "systemctl reload ssh.service && sysctl -qw net.ipv4.ip_unprivileged_port_start=0"
-             f" && ip address add {second}/32 dev host0")
+             f"systemctl reload ssh.service && {until_listening(host.address)} && "
+             "sysctl -qw net.ipv4.ip_unprivileged_port_start=0 && "
+             f"ip address add {second}/32 dev host0")
     try:
         yield second
     finally:
         host.run("sh", "-c", "rm -f /etc/ssh/sshd_config.d/00-test.conf; "
-                 "systemctl reload ssh.service; "
+                 f"systemctl reload ssh.service; {until_listening('0.0.0.0')}; "
                  "sysctl -qw net.ipv4.ip_unprivileged_port_start=1024; "
                  f"ip address del {second}/32 dev host0")
 
@@ -249,12 +258,28 @@ def test_app_unit_carries_the_kernel_side_fence(host: Host) -> None:
                      "-p", "RestrictAddressFamilies", "-p", "BindReadOnlyPaths")
     values = dict(line.split("=", 1) for line in shown.splitlines())
     port = host.deployment.plan.app.port
-    assert (values["IPAddressDeny"], set(values["IPAddressAllow"].split()),
+    assert (set(values["IPAddressDeny"].split()), set(values["IPAddressAllow"].split()),
             values["SocketBindDeny"], values["SocketBindAllow"],
             set(values["RestrictAddressFamilies"].split())) == (
-        "0.0.0.0/0 ::/0", {"127.0.0.0/8", "::1/128", *(f"{a}/32" for a in PINNED.values())},
+        {"0.0.0.0/0", "::/0"}, {"127.0.0.0/8", "::1/128", *(f"{a}/32" for a in PINNED.values())},
         # systemctl prints the bind rule tcp:PORT without its colon
         "any", f"tcp{port}", {"AF_UNIX", "AF_INET", "AF_INET6"})
+
+
+def test_verify_names_an_accept_rule_inserted_before_the_fence(host: Host) -> None:
+    def fence(result_of: str) -> tuple[bool, str]:
+        result = verify(host.deployment.profile_path, sandbox=host.deployment.box.name)
+        found = next(r for r in result.results if r.check.id == "egress.fence_first")
+        return found.passed, result_of
+
+    intact = fence("intact")
+    host.run("nft", "insert", "rule", "inet", "backend_chat", "output", "tcp", "sport",
+             str(host.ssh_port), "accept")
+    try:
+        tampered = fence("tampered")
+    finally:
+        host.run("systemctl", "reload", "nftables.service")
+    assert (intact, tampered) == ((True, "intact"), (False, "tampered"))
 
 
 # -- 3: no DNS leaves the host for the app ----------------------------------------
@@ -304,3 +329,12 @@ def test_app_user_sends_no_dns_query_off_the_host(host: Host) -> None:
 
 def test_app_resolves_its_direct_endpoints_by_pinned_address(host: Host) -> None:
     assert {name: in_app_namespace(host, LOOKUP, name) for name in PINNED} == PINNED
+
+
+def test_redeploy_changes_nothing(host: Host, tmp_path: Path) -> None:
+    # The pinned hosts file, the resolver file and the unit's fence are stable.
+    again = run_deploy(Deployment(host.deployment.preset, host.deployment.release,
+                                  host.deployment.profile_path, host.deployment.box),
+                       tmp_path, label="again")
+    result = again.require()
+    assert {h: s.changed for h, s in result.stats.items()} == dict.fromkeys(result.stats, 0)
