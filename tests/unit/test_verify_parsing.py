@@ -30,6 +30,13 @@ access_log daemon:/var/log/squid/access.log squid
     (["acl extra dstdomain smtp.sendgrid.net", "acl extra_port port 587",
       "http_access allow extra extra_port", *SQUID_CONF],
      [".ingest.us.sentry.io:443", "api.openai.com:443", "smtp.sendgrid.net:587"]),
+    # flags aside: names without lookups (-n), a listed address (dst -n)
+    (["acl tunnel method CONNECT", "acl ip_literal dstdom_regex -n ^[0-9.]+$ :",
+      "http_access deny !tunnel", "acl ip1 dst -n 192.0.2.5", "acl ip1_port port 587",
+      "http_access allow ip_literal ip1 ip1_port", "http_access deny ip_literal",
+      "acl a1 dstdomain -n api.openai.com", "acl a1_port port 443",
+      "http_access allow a1 a1_port", "http_access deny all"],
+     ["192.0.2.5:587", "api.openai.com:443"]),
     # a rule without a destination admits any host
     (["acl from_localhost src 127.0.0.1/32", "http_access allow from_localhost",
       "http_access deny all"], ["*:*"]),

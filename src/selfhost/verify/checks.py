@@ -371,6 +371,13 @@ def _egress_checks(plan: Plan, host: PlanHost, target: Endpoint | None) -> list[
     allow = [str(e) for e in plan.egress_allowlist]
     shown = ", ".join(allow) or "nothing"
     out = [
+        _check(host, "egress", "fence_first", "no accept rule of the output path can serve "
+               "the app user",
+               f"in each output chain that fences {plan.app.user}, its jump comes before every "
+               "accept rule but the one for established/related connections",
+               fix="redeploy: the egress role writes the output chain with the app user's jump "
+               "first; an accept rule inserted before it (by hand or by another tool) lets the "
+               "app user past its fence", user=plan.app.user),
         _check(host, "egress", "allowlist", "the proxy allows exactly the Plan's destinations",
                f"allowlist: {shown}",
                fix="redeploy: the egress role writes the allowlist from the Plan; a "

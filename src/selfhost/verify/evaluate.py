@@ -199,6 +199,45 @@ def app_healthz(check: Check, facts: Facts) -> Outcome:
 
 # -- egress ----------------------------------------------------------------------------
 
+def _only_established(expr: list[Any]) -> bool:
+    """A rule that matches established/related connections only (it cannot accept
+    a new connection, whoever owns it)."""
+    for step in expr:
+        match = step.get("match", {}) if isinstance(step, dict) else {}
+        if match.get("left") == {"ct": {"key": "state"}}:
+            right = match.get("right")
+            states = {right} if isinstance(right, str) else set(right or [])
+            return bool(states) and states <= {"established", "related"}
+    return False
+
+
+def _jumps_by_owner(expr: list[Any]) -> bool:
+    """``meta skuid ... jump CHAIN``: the rule that sends the app user's packets to
+    its own chain (nft shows the user by name or by uid)."""
+    owner = any(isinstance(s, dict) and s.get("match", {}).get("left") == {"meta": {"key": "skuid"}}
+                for s in expr)
+    return owner and any(isinstance(s, dict) and "jump" in s for s in expr)
+
+
+def egress_fence_first(check: Check, facts: Facts) -> Outcome:
+    user = check.params["user"]
+    chains = section(facts, "nftables")["output_rules"]
+    fenced = []
+    for chain, rules in chains.items():
+        first = next((i for i, expr in enumerate(rules) if _jumps_by_owner(expr)), None)
+        if first is None:
+            continue
+        early = [i + 1 for i, expr in enumerate(rules[:first])
+                 if {"accept": None} in expr and not _only_established(expr)]
+        if early:
+            return bad(f"{chain}: rule {', '.join(map(str, early))} accepts before the jump for "
+                       f"{user} (rule {first + 1})")
+        fenced.append(chain)
+    if not fenced:
+        return bad(f"no output chain matches the app user {user}")
+    return ok(f"{user}'s jump precedes every other accept in {', '.join(fenced)}")
+
+
 def egress_allowlist(check: Check, facts: Facts) -> Outcome:
     e = section(facts, "egress")
     if "allowlist_error" in e:
@@ -266,6 +305,7 @@ EVALUATORS: dict[str, Evaluator] = {
     "app.env_file_mode": app_env_mode,
     "app.env_keys": app_env_keys,
     "app.healthz": app_healthz,
+    "egress.fence_first": egress_fence_first,
     "egress.allowlist": egress_allowlist,
     "egress.unlisted_refused": egress_refused,
     "egress.ai_refused": egress_refused,

@@ -2,8 +2,9 @@
 
 Squid applies ``http_access`` rules in order and stops at the first match, so
 the allowlist is what the ``allow`` rules before the first unconditional
-``deny all`` admit: each rule's ``dstdomain`` ACLs crossed with its ``port``
-ACLs. A rule without a ``dstdomain`` admits any host (``*``); one without a
+``deny all`` admit: each rule's ``dstdomain`` (names) and ``dst`` (addresses)
+ACLs crossed with its ``port`` ACLs, their flags such as ``-n`` aside. A rule
+without either admits any host (``*``); one without a
 ``port`` admits any port. Reading the rules rather than trusting the comments
 means a hand-added rule shows up as a difference.
 """
@@ -20,7 +21,8 @@ def allowlist(lines: list[str]) -> list[str]:
     for raw in lines:
         words = raw.split("#", 1)[0].split()
         if len(words) >= 3 and words[0] == "acl":
-            kind, values = words[2], words[3:]
+            # Flags (``-n``: no lookups, ``-i``) come before the values.
+            kind, values = words[2], [w for w in words[3:] if not w.startswith("-")]
             previous = acls.get(words[1], (kind, []))[1]
             acls[words[1]] = (kind, previous + values)
         elif len(words) >= 2 and words[0] == "http_access":
@@ -32,7 +34,7 @@ def allowlist(lines: list[str]) -> list[str]:
             hosts, ports = [], []
             for name in names:
                 kind, values = acls.get(name.lstrip("!"), ("unknown", []))
-                if kind == "dstdomain":
+                if kind in ("dstdomain", "dst"):
                     hosts += values
                 elif kind == "port":
                     ports += values

@@ -153,9 +153,18 @@ def nftables(_: Any) -> dict[str, Any]:
     items = json.loads(res["out"]).get("nftables", [])
     chains = [i["chain"] for i in items if "chain" in i]
     rules = [json.dumps(i["rule"].get("expr", [])) for i in items if "rule" in i]
+    outputs = {(c["family"], c["table"], c["name"]) for c in chains if c.get("hook") == "output"}
+    # Each output-hook chain's rules in evaluation order (the order nft lists them).
+    output_rules: dict[str, list[Any]] = {f"{f} {t}/{n}": [] for f, t, n in sorted(outputs)}
+    for item in items:
+        rule = item.get("rule")
+        if rule and (rule.get("family"), rule.get("table"), rule.get("chain")) in outputs:
+            key = f"{rule['family']} {rule['table']}/{rule['chain']}"
+            output_rules[key].append(rule.get("expr", []))
     return {"chains": [{k: c.get(k) for k in ("family", "table", "name", "hook", "policy")}
                        for c in chains],
-            "skuid_rules": [r for r in rules if '"skuid"' in r]}
+            "skuid_rules": [r for r in rules if '"skuid"' in r],
+            "output_rules": output_rules}
 
 
 def _psql(sql: str) -> Any:
