@@ -236,6 +236,13 @@ class App(Strict):
     port: Port = 8000
 
 
+class Egress(Strict):
+    #: app: only the app user's outbound traffic is fenced (the customer's own agents
+    #: on the host keep the network); host: every user's outbound traffic is dropped
+    #: but for the deployment's own needs (proxy upstream, apt, DNS, NTP, ...)
+    scope: Literal["app", "host"] = "app"
+
+
 class Profile(Strict):
     schema_version: Literal[1] = 1
     customer: Customer
@@ -251,6 +258,7 @@ class Profile(Strict):
     backups: Backups = Field(default_factory=Backups)
     notice: Notice = Field(default_factory=Notice)
     app: App = Field(default_factory=App)
+    egress: Egress = Field(default_factory=Egress)
     #: the customer's own vendor facts for the subprocessor list (a YAML file,
     #: relative to the profile's directory); see selfhost.catalog_overlay
     catalog_overlay: str | None = None

@@ -32,6 +32,12 @@ CA_CERT_PATH = "/etc/backend-chat/ca.crt"
 AI_PROVIDERS_ID = "ai-providers"
 #: every AI provider's API host; verify proves the ones not chosen are unreachable
 AI_PROVIDER_HOSTS = {"openai": "api.openai.com", "anthropic": "api.anthropic.com"}
+#: what each egress scope fences, as `selfhost plan` shows it
+EGRESS_SCOPES = {
+    "app": "app (the app user's outbound traffic is fenced; other users are not)",
+    "host": "host (every user's outbound traffic is dropped but for the hosts' own needs: "
+            "replies, apt, DNS, NTP, the proxy's upstream, connections between the hosts)",
+}
 
 
 class Frozen(BaseModel):
@@ -174,6 +180,9 @@ class Plan(Frozen):
     app_direct: list[Endpoint]
     #: what the hosts themselves contact beside apt (e.g. the ACME directory)
     host_egress: list[Endpoint]
+    #: whose outbound traffic the firewall fences: the app user only, or every
+    #: user of the host (default-drop output with the deployment's own allowances)
+    egress_scope: Literal["app", "host"] = "app"
     third_parties: list[ThirdParty]
     not_used: list[NotUsed]
     secrets_required: list[SecretSpec]
@@ -194,8 +203,11 @@ def fingerprint(profile: Profile) -> str:
     """A stable digest of every choice; two profiles that deploy alike match.
 
     The catalog overlay changes what the list says, not what is deployed."""
-    canonical = json.dumps(profile.model_dump(mode="json", exclude={"catalog_overlay"}),
-                           sort_keys=True,
+    choices = profile.model_dump(mode="json", exclude={"catalog_overlay"})
+    if profile.egress.scope == "app":
+        # The default scope leaves the digest of profiles written before it existed as it was.
+        del choices["egress"]
+    canonical = json.dumps(choices, sort_keys=True,
                            separators=(",", ":"))
     return "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()
 
@@ -521,6 +533,7 @@ def plan(profile: Profile) -> Plan:
         egress_allowlist=sorted(allow.values(), key=lambda e: (e.host, e.port)),
         app_direct=list(direct.values()),
         host_egress=host_egress,
+        egress_scope=profile.egress.scope,
         third_parties=parties,
         not_used=_not_used(profile, parties),
         secrets_required=_secrets_required(profile, env),

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from selfhost.plan import Plan, ServiceWiring
+from selfhost.plan import EGRESS_SCOPES, Plan, ServiceWiring
 from selfhost.secrets import env_name
 
 
@@ -94,6 +94,7 @@ def _egress(plan: Plan) -> list[str]:
                      + ", ".join(str(e) for e in plan.app_direct))
     if plan.host_egress:
         lines.append("Contacted by the hosts: " + ", ".join(str(e) for e in plan.host_egress))
+    lines.append("Egress scope: " + EGRESS_SCOPES[plan.egress_scope])
     return lines
 
 

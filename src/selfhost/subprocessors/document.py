@@ -67,6 +67,10 @@ class Deployment(_Doc):
     hosts: list[DeploymentHost]
     database: Store
     cache: Store
+    egress_scope: Literal["app", "host"] = Field(
+        default="app", description="Whose outbound traffic the hosts' firewall fences: "
+        "'app' (the application's user only) or 'host' (every user and service of the "
+        "hosts). Lists written before the scope was recorded enforced 'app'")
 
 
 class Use(_Doc):
@@ -326,7 +330,22 @@ def _deployment(plan: Plan, _: Gettext) -> Deployment:
         hosts=[DeploymentHost(name=h.name, components=list(h.components)) for h in plan.hosts],
         database=_store(plan.database, "PostgreSQL", _),
         cache=_store(plan.cache, "Redis", _),
+        egress_scope=plan.egress_scope,
     )
+
+
+#: what each egress scope enforces, as the list states it
+SCOPE_STATEMENTS = {
+    "app": N_("Enforced on the hosts (egress scope: app): the application can reach no "
+              "third party but those listed here; its firewall and egress proxy are "
+              "generated from the same plan. Other users and services of the hosts are "
+              "not restricted by this deployment."),
+    "host": N_("Enforced on the hosts (egress scope: host): the application can reach no "
+               "third party but those listed here, and every other user and service of the "
+               "hosts is limited to the hosts' own needs (replies, package updates through "
+               "the configured mirror or proxy, name resolution, time, and connections "
+               "between the deployment's hosts); everything else is dropped."),
+}
 
 
 #: which categories of third party touch each kind of data: (processes it, sees it)
@@ -468,4 +487,5 @@ def view(doc: SubprocessorList, lang: Lang = DEFAULT) -> dict[str, object]:
     return {"doc": doc, "sections": sections(doc, _),
             "fact_rows": lambda sub: fact_rows(sub, _),
             "transfer_labels": {k: _(v) for k, v in TRANSFER_LABELS.items()},
-            "tbc": show(UNKNOWN, _)}
+            "tbc": show(UNKNOWN, _),
+            "scope_statement": _(SCOPE_STATEMENTS[doc.deployment.egress_scope])}
