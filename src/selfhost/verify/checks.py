@@ -112,6 +112,7 @@ def generate(plan: Plan, direct_targets: Mapping[str, Endpoint] | None = None) -
     out: list[Check] = []
     for host in plan.hosts:
         out += _host_checks(plan, host)
+        out.append(_scope_check(plan, host))
         if "postgresql" in host.components:
             out += _postgresql_checks(plan, host)
         if "backup" in host.components:
@@ -367,6 +368,24 @@ def _app_checks(plan: Plan, host: PlanHost) -> list[Check]:
 
 # -- egress -------------------------------------------------------------------------
 
+def _scope_check(plan: Plan, host: PlanHost) -> Check:
+    app_host = "app" in host.components
+    fenced = [f"{plan.app.user} jumps to a chain that ends in a drop"] if app_host else []
+    if plan.egress_scope == "host":
+        expected = "; ".join([*fenced, "an output chain with policy drop and no accept-all "
+                              "rule: every user's new connections dropped but for the "
+                              "host's own allowances"])
+        fix = ("redeploy: the egress role writes the output chain with policy drop; a policy "
+               "changed to accept, or an accept-all rule added (by hand or by another tool), "
+               "lets every user of the host out")
+    else:
+        expected = "; ".join(fenced or ["nothing to fence (scope app, no app on this host)"])
+        fix = "redeploy: the egress role writes the app user's chain from the Plan"
+    return _check(host, "egress", "scope", f"the firewall enforces egress scope "
+                  f"{plan.egress_scope}", expected, fix=fix, scope=plan.egress_scope,
+                  user=plan.app.user, app_host=app_host)
+
+
 def _egress_checks(plan: Plan, host: PlanHost, target: Endpoint | None) -> list[Check]:
     allow = [str(e) for e in plan.egress_allowlist]
     shown = ", ".join(allow) or "nothing"
@@ -402,7 +421,8 @@ def _egress_checks(plan: Plan, host: PlanHost, target: Endpoint | None) -> list[
                           "(while root reaches it, so the firewall is what stops it)",
                           fix="redeploy: the egress role's nftables output rules drop the "
                           "app user's traffic except to the proxy and the Plan's database "
-                          "and cache", target=str(target), user=plan.app.user))
+                          "and cache", target=str(target), user=plan.app.user,
+                          scope=plan.egress_scope))
     listed = {e.host for e in plan.egress_allowlist}
     for provider, ai_host in sorted(AI_PROVIDER_HOSTS.items()):
         if ai_host in listed:

@@ -238,6 +238,60 @@ def egress_fence_first(check: Check, facts: Facts) -> Outcome:
     return ok(f"{user}'s jump precedes every other accept in {', '.join(fenced)}")
 
 
+def _verdict_only(expr: list[Any], verdict: str) -> bool:
+    """A rule that gives ``verdict`` to every packet: nothing before it selects
+    packets (a counter or a log line does not; a match or a rate limit does)."""
+    steps = [s for s in expr if isinstance(s, dict)]
+    return ({verdict: None} in steps
+            and not any(k in s for s in steps for k in ("match", "limit", "jump", "goto")))
+
+
+def _fence(chain: str, rules: list[Any], chain_rules: dict[str, list[Any]]) -> str | None:
+    """The chain the app user's packets jump to from ``chain``, when it ends by
+    dropping everything it did not accept."""
+    family_table = chain.split("/", 1)[0]
+    for expr in rules:
+        if not _jumps_by_owner(expr):
+            continue
+        target = next(s["jump"]["target"] for s in expr if isinstance(s, dict) and "jump" in s)
+        jumped = chain_rules.get(f"{family_table}/{target}", [])
+        if jumped and _verdict_only(jumped[-1], "drop"):
+            return f"{family_table}/{target}"
+    return None
+
+
+def egress_scope(check: Check, facts: Facts) -> Outcome:
+    nft = section(facts, "nftables")
+    if "error" in nft:
+        return bad(f"`nft list ruleset` failed: {nft['error']}")
+    user, scope = check.params["user"], check.params["scope"]
+    outputs: dict[str, list[Any]] = nft["output_rules"]
+    chain_rules: dict[str, list[Any]] = nft.get("chain_rules", {})
+    found = []
+    if check.params["app_host"]:
+        fences = [f for chain, rules in outputs.items()
+                  if (f := _fence(chain, rules, chain_rules)) is not None]
+        if not fences:
+            return bad(f"{user} is not fenced: no output chain jumps it to a chain that ends "
+                       "in a drop")
+        found.append(f"{user} fenced by {', '.join(fences)}")
+    if scope == "host":
+        policy = {f"{c['family']} {c['table']}/{c['name']}": c.get("policy")
+                  for c in nft["chains"] if c.get("hook") == "output"}
+        dropping = [chain for chain, rules in outputs.items()
+                    if policy.get(chain) == "drop"
+                    and not any(_verdict_only(expr, "accept") for expr in rules)]
+        if not dropping:
+            shown = ", ".join(
+                f"{chain} policy {policy.get(chain)}"
+                + (" with an accept-all rule" if any(_verdict_only(e, "accept") for e in rules)
+                   else "") for chain, rules in outputs.items()) or "none"
+            return bad(f"no output chain drops by default for every user (output chains: "
+                       f"{shown})")
+        found.append(f"every user's output dropped by default in {', '.join(dropping)}")
+    return ok("; ".join(found) or "scope app: no app user on this host")
+
+
 def egress_allowlist(check: Check, facts: Facts) -> Outcome:
     e = section(facts, "egress")
     if "allowlist_error" in e:
@@ -268,6 +322,10 @@ def egress_direct(check: Check, facts: Facts) -> Outcome:
     target, user = check.params["target"], check.params["user"]
     if d["user_rc"] == 0:
         return bad(f"{user} connected to {target} directly")
+    if d["root_rc"] != 0 and check.params.get("scope") == "host":
+        # Scope host drops root's connection too unless the target is one of the
+        # host's own allowances; egress.scope proves the default drop itself.
+        return ok(f"{user} blocked (exit {d['user_rc']}); root blocked too (egress scope host)")
     if d["root_rc"] != 0:
         return bad(f"inconclusive: root cannot reach {target} either "
                    f"({d['root_err'] or 'exit ' + str(d['root_rc'])}), so the target proves "
@@ -306,6 +364,7 @@ EVALUATORS: dict[str, Evaluator] = {
     "app.env_keys": app_env_keys,
     "app.healthz": app_healthz,
     "egress.fence_first": egress_fence_first,
+    "egress.scope": egress_scope,
     "egress.allowlist": egress_allowlist,
     "egress.unlisted_refused": egress_refused,
     "egress.ai_refused": egress_refused,

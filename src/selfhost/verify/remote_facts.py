@@ -156,15 +156,20 @@ def nftables(_: Any) -> dict[str, Any]:
     outputs = {(c["family"], c["table"], c["name"]) for c in chains if c.get("hook") == "output"}
     # Each output-hook chain's rules in evaluation order (the order nft lists them).
     output_rules: dict[str, list[Any]] = {f"{f} {t}/{n}": [] for f, t, n in sorted(outputs)}
+    # Every chain's rules, so a chain an output rule jumps to can be read as well.
+    chain_rules: dict[str, list[Any]] = {}
     for item in items:
         rule = item.get("rule")
-        if rule and (rule.get("family"), rule.get("table"), rule.get("chain")) in outputs:
-            key = f"{rule['family']} {rule['table']}/{rule['chain']}"
+        if not rule:
+            continue
+        key = f"{rule.get('family')} {rule.get('table')}/{rule.get('chain')}"
+        chain_rules.setdefault(key, []).append(rule.get("expr", []))
+        if (rule.get("family"), rule.get("table"), rule.get("chain")) in outputs:
             output_rules[key].append(rule.get("expr", []))
     return {"chains": [{k: c.get(k) for k in ("family", "table", "name", "hook", "policy")}
                        for c in chains],
             "skuid_rules": [r for r in rules if '"skuid"' in r],
-            "output_rules": output_rules}
+            "output_rules": output_rules, "chain_rules": chain_rules}
 
 
 def _psql(sql: str) -> Any:
