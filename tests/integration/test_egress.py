@@ -66,19 +66,19 @@ class Host:
         return self.run("runuser", "-u", user, "--", "python3", "-c", script, *args).strip()
 
 
-@pytest.fixture(scope="module", params=RELEASES)
-def host(request: pytest.FixtureRequest, sandbox_factory: SandboxFactory,
-         tmp_path_factory: pytest.TempPathFactory) -> Host:
-    release: str = request.param
-    box = sandbox_factory(f"e{release[:2]}-egress", 1, release)
+def deploy_fenced_guest(sandbox_factory: SandboxFactory, work: Path, name: str, release: str,
+                        *extra_sets: str) -> Host:
+    """One guest with the us-openai preset, its database and cache external by
+    name (pinned in the guest's hosts file), deployed once."""
+    box = sandbox_factory(name, 1, release)
     guest = box.guests[0]
-    work = tmp_path_factory.mktemp(f"egress-{release}")
     profile = work / "profile.yaml"
     sets = ("hosts.ssh_user=root", f"hosts.app.0.address={guest.address}",
             "database.mode=external",
             "database.dsn=postgresql://backendchat@db.example.net:5432/backendchat"
             "?sslmode=verify-full",
-            "cache.mode=external", "cache.url=rediss://backendchat@cache.example.net:6380/0")
+            "cache.mode=external", "cache.url=rediss://backendchat@cache.example.net:6380/0",
+            *extra_sets)
     run_init(InitRequest(output=profile, preset="us-openai", sets=sets, force=True,
                          passphrase=PASSPHRASE,
                          environ={f"SELFHOST_{k.upper()}": v for k, v in SUPPLIED.items()}),
@@ -96,6 +96,14 @@ def host(request: pytest.FixtureRequest, sandbox_factory: SandboxFactory,
     plan = deployment.plan
     return Host(deployment, guest.name, guest.address, box.bridge_address, plan.app.user,
                 plan.proxy_port)
+
+
+@pytest.fixture(scope="module", params=RELEASES)
+def host(request: pytest.FixtureRequest, sandbox_factory: SandboxFactory,
+         tmp_path_factory: pytest.TempPathFactory) -> Host:
+    release: str = request.param
+    return deploy_fenced_guest(sandbox_factory, tmp_path_factory.mktemp(f"egress-{release}"),
+                               f"e{release[:2]}-egress", release)
 
 
 # -- a bystander the test owns ---------------------------------------------------
@@ -331,10 +339,15 @@ def test_app_resolves_its_direct_endpoints_by_pinned_address(host: Host) -> None
     assert {name: in_app_namespace(host, LOOKUP, name) for name in PINNED} == PINNED
 
 
-def test_redeploy_changes_nothing(host: Host, tmp_path: Path) -> None:
-    # The pinned hosts file, the resolver file and the unit's fence are stable.
+def redeploy_changes(host: Host, workdir: Path) -> dict[str, int]:
+    """Each host's changed count when the same profile is deployed again."""
     again = run_deploy(Deployment(host.deployment.preset, host.deployment.release,
                                   host.deployment.profile_path, host.deployment.box),
-                       tmp_path, label="again")
-    result = again.require()
-    assert {h: s.changed for h, s in result.stats.items()} == dict.fromkeys(result.stats, 0)
+                       workdir, label="again")
+    return {h: s.changed for h, s in again.require().stats.items()}
+
+
+def test_redeploy_changes_nothing(host: Host, tmp_path: Path) -> None:
+    # The pinned hosts file, the resolver file and the unit's fence are stable.
+    changed = redeploy_changes(host, tmp_path)
+    assert changed == dict.fromkeys(changed, 0)
