@@ -171,7 +171,13 @@ def run_deploy(deployment: Deployment, workdir: Path, *, label: str,
     deployment.processes = watcher.seen
     # Whatever the run started and left behind (ssh masters, helpers) is still there.
     values = secret_values(deployment.profile_path)
-    deployment.environ_hits = environ_hits(values) + leftover_hits(values, started)
+    # Other presets deploy at the same time, and while they run their processes hold
+    # their own secrets, the third-party keys in SUPPLIED among them: memory is
+    # searched for this profile's generated secrets only, which no other deploy has
+    # (a leftover that inherited secrets holds those as much as any other).
+    own = {name: value for name, value in values.items()
+           if value not in SUPPLIED.values()}
+    deployment.environ_hits = environ_hits(values) + leftover_hits(own, started)
     return deployment
 
 

@@ -180,8 +180,12 @@ def test_proxy_refuses_an_address_that_reverse_resolves_to_a_listed_name(host: H
         # The attack's premise holds: the address's reverse lookup names the listed host.
         reverse = host.run("getent", "hosts", DISGUISED).split()
         status = proxy_status(host, connect_request(f"{DISGUISED}:443"))
-        logged = host.run("sh", "-c", f"grep -c 'TCP_DENIED/403 .* CONNECT {DISGUISED}:443' "
-                          f"{PROXY_LOG} || true").strip()
+        # Squid's log daemon writes with a delay (longer on a busy host): wait for the
+        # line, on a deadline, rather than read the log once.
+        logged = host.run("sh", "-c", "for i in $(seq 300); do "
+                          f"n=$(grep -c 'TCP_DENIED/403 .* CONNECT {DISGUISED}:443' "
+                          f"{PROXY_LOG}); [ \"$n\" -gt 0 ] && break; sleep 0.1; done; "
+                          "echo ${n:-0}").strip()
     finally:
         host.run("sh", "-c", f"sed -i '/^{DISGUISED} /d' /etc/hosts && "
                              "systemctl reload squid.service")
@@ -227,8 +231,11 @@ def ssh_port_free_on_a_second_address(host: Host) -> Iterator[str]:
     # sshd re-executes on reload: wait (on a deadline) until it listens as wanted
     # again, so the next ssh connection of the tests finds it.
     def until_listening(address: str) -> str:
-        return (f"for i in $(seq 100); do ss -Hltn 'sport = :{host.ssh_port}' | "
-                f"grep -qF '{address}:{host.ssh_port}' && break; sleep 0.1; done")
+        # 60 s, then fail: on a busy host the re-exec can take seconds, and a test
+        # that went on before sshd listened again would only see its neighbours fail.
+        return (f"(for i in $(seq 600); do ss -Hltn 'sport = :{host.ssh_port}' | "
+                f"grep -qF '{address}:{host.ssh_port}' && exit 0; sleep 0.1; done; "
+                f"echo 'sshd does not listen on {address}:{host.ssh_port}' >&2; exit 1)")
 
     host.run("sh", "-c",
              f"echo 'ListenAddress {host.address}' > /etc/ssh/sshd_config.d/00-test.conf && "
@@ -239,9 +246,9 @@ def ssh_port_free_on_a_second_address(host: Host) -> Iterator[str]:
         yield second
     finally:
         host.run("sh", "-c", "rm -f /etc/ssh/sshd_config.d/00-test.conf; "
-                 f"systemctl reload ssh.service; {until_listening('0.0.0.0')}; "
                  "sysctl -qw net.ipv4.ip_unprivileged_port_start=1024; "
-                 f"ip address del {second}/32 dev host0")
+                 f"ip address del {second}/32 dev host0; "
+                 f"systemctl reload ssh.service; {until_listening('0.0.0.0')}")
 
 
 def test_app_user_cannot_leave_from_the_ssh_port(host: Host) -> None:
