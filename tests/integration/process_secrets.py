@@ -55,6 +55,29 @@ def _private_memory(entry: Path) -> Iterator[bytes]:
                 yield mem.read(end - start)
 
 
+def _parent(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+
+
+def _of_another_test_run(entry: Path) -> bool:
+    """Whether the process is (or descends from) another pytest run's process: a test
+    run beside this one holds its own secrets, and its own scan reads this run's
+    processes' memory into its own. A deploy's leftovers are orphans (their parent is
+    gone), so they never count as another run's."""
+    pid = int(entry.name)
+    while pid > 1:
+        if pid == os.getpid():
+            return False
+        with contextlib.suppress(OSError):
+            if b"pytest" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                return True
+        try:
+            pid = _parent(pid)
+        except (OSError, IndexError, ValueError):
+            return False
+    return False
+
+
 def leftover_hits(values: dict[str, str], since: float) -> list[str]:
     """``memory of PID (COMMAND): SECRET`` for every process started since ``since``
     (the deploy's start) and still running, holding one of ``values`` in memory."""
@@ -62,7 +85,7 @@ def leftover_hits(values: dict[str, str], since: float) -> list[str]:
     hits = []
     for entry in _our_processes():
         try:
-            if _started_at(entry) < since - 2:
+            if _started_at(entry) < since - 2 or _of_another_test_run(entry):
                 continue
             command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(
                 errors="replace")[:120]
