@@ -24,6 +24,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from selfhost import inputs
 from selfhost.catalog import Catalog, Fact, FactList, LocationCodes
 from selfhost.errors import ValidationFailed
 from selfhost.models import field_errors
@@ -74,13 +75,14 @@ Provenance = dict[str, list[str]]
 
 def _read(path: Path) -> str:
     try:
-        return path.read_text(encoding="utf-8")
+        return inputs.read_text(path, inputs.TEXT_LIMIT)
     except FileNotFoundError:
         raise ValidationFailed([f"{path}:1: the catalog overlay does not exist (check the "
                                 "path; in a profile it is relative to the profile's "
                                 "directory)"]) from None
     except (OSError, UnicodeDecodeError) as exc:
-        raise ValidationFailed([f"{path}:1: cannot read the catalog overlay ({exc})"]) \
+        raise ValidationFailed([f"{path}:1: cannot read the catalog overlay "
+                                f"({inputs.reason(exc)})"]) \
             from None
 
 

@@ -17,6 +17,7 @@ from click.testing import CliRunner
 from input_support import PROFILE
 
 from selfhost.cli import main
+from selfhost.paths import PROFILES_DIR
 
 CLI = [sys.executable, "-c", "from selfhost.cli import main; main()"]
 
@@ -98,3 +99,11 @@ def test_a_key_file_that_is_a_fifo_is_refused_at_once(tmp_path: Path) -> None:
                   "--preset", "air-gapped", "--set", "hosts.app.0.address=192.0.2.10")
     assert (result.returncode, "it is a FIFO" in result.stdout + result.stderr) == (5, True)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["fifo.key"]
+
+
+def test_render_refuses_a_catalog_overlay_fifo(tmp_path: Path) -> None:
+    fifo = _fifo(tmp_path, "overlay.yaml")
+    result = _run("subprocessors", "render", str(PROFILES_DIR / "air-gapped.yaml"),
+                  "--catalog-overlay", str(fifo))
+    assert (result.returncode, f"{fifo}:1: cannot read the catalog overlay (it is a FIFO, "
+            "not a regular file)" in result.stdout + result.stderr) == (2, True)
