@@ -15,6 +15,7 @@ from urllib.parse import quote, urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from selfhost.layout import HostLayout
 from selfhost.models import PROXY_PORT, Profile, all_hosts
 
 PLAN_SCHEMA_VERSION = 1
@@ -188,6 +189,8 @@ class Plan(Frozen):
     secrets_required: list[SecretSpec]
     notice: Notice
     backups: dict[str, str | int | bool] = Field(default_factory=dict)
+    #: where the deployment lives on its hosts (roles write it, verify reads it)
+    layout: HostLayout = Field(default_factory=HostLayout)
 
     def hosts_with(self, component: Component) -> list[PlanHost]:
         return [h for h in self.hosts if component in h.components]
