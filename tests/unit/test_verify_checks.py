@@ -8,8 +8,9 @@ from ruamel.yaml import YAML
 from selfhost.paths import ANSIBLE_DIR, preset_path
 from selfhost.plan import Endpoint, Plan, plan
 from selfhost.profile_io import load_profile
-from selfhost.verify.checks import SYSCTL_HARDENING, Check, generate
-from selfhost.verify.probes import host_spec
+from selfhost.verify.components import generate, host_spec
+from selfhost.verify.components.host import SYSCTL_HARDENING
+from selfhost.verify.contract import AnyCheck
 
 TARGET = Endpoint(host="10.0.0.99", port=22)
 
@@ -18,7 +19,7 @@ def _plan(preset: str) -> Plan:
     return plan(load_profile(preset_path(preset)))
 
 
-def _checks(preset: str) -> list[Check]:
+def _checks(preset: str) -> list[AnyCheck]:
     p = _plan(preset)
     return generate(p, {h.name: TARGET for h in p.hosts_with("app")})
 
@@ -116,7 +117,7 @@ def test_direct_outbound_needs_a_target() -> None:
 def test_allowlist_check_expects_the_plans_allowlist(preset: str, allowlist: list[str]
                                                      ) -> None:
     check = next(c for c in _checks(preset) if c.id == "egress.allowlist")
-    assert check.params["allowlist"] == allowlist
+    assert list(check.params) == allowlist
 
 
 @pytest.mark.parametrize(("preset", "keys"), [
@@ -128,7 +129,7 @@ def test_allowlist_check_expects_the_plans_allowlist(preset: str, allowlist: lis
 ])
 def test_env_check_expects_exactly_the_plans_keys(preset: str, keys: list[str]) -> None:
     check = next(c for c in _checks(preset) if c.id == "app.env_keys")
-    assert check.params["keys"] == keys
+    assert list(check.params.keys) == keys
 
 
 @pytest.mark.parametrize("preset", ["air-gapped", "us-openai"])
@@ -137,7 +138,7 @@ def test_env_check_reveals_no_secret_values(preset: str) -> None:
     secret_keys = {e.key for e in p.app.env if e.secret is not None and
                    e.placement == "value"}
     check = next(c for c in _checks(preset) if c.id == "app.env_keys")
-    assert not secret_keys & set(check.params["values"])
+    assert not secret_keys & set(check.params.values)
 
 
 def test_sysctl_expectations_are_the_common_roles() -> None:
@@ -148,15 +149,16 @@ def test_sysctl_expectations_are_the_common_roles() -> None:
 
 @pytest.mark.parametrize(("preset", "host", "sections"), [
     ("air-gapped", "chat1", {"postgresql", "redis_server", "redis_app", "app", "egress",
-                             "nginx"}),
+                             "nginx", "tls"}),
     ("split", "db1", {"postgresql"}),
     ("split", "cache1", {"redis_server"}),
-    ("split", "app1", {"redis_app", "app", "egress", "nginx"}),
-    ("external-db", "chat1", {"app", "egress", "nginx"}),
+    ("split", "app1", {"redis_app", "app", "egress", "nginx", "tls"}),
+    ("external-db", "chat1", {"app", "egress", "nginx", "tls"}),
 ])
 def test_hosts_are_asked_only_about_their_components(preset: str, host: str,
                                                       sections: set[str]) -> None:
     p = _plan(preset)
-    spec = host_spec(p, next(h for h in p.hosts if h.name == host), _checks(preset))
-    component_sections = {"postgresql", "redis_server", "redis_app", "app", "egress", "nginx"}
+    spec = host_spec(p, next(h for h in p.hosts if h.name == host), TARGET)
+    component_sections = {"postgresql", "redis_server", "redis_app", "app", "egress", "nginx",
+                          "tls"}
     assert set(spec) & component_sections == sections

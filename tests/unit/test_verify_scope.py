@@ -11,8 +11,8 @@ from test_verify_fence import ESTABLISHED, JUMP
 from selfhost.paths import preset_path
 from selfhost.plan import plan
 from selfhost.profile_io import load_profile
-from selfhost.verify.checks import Check, generate
-from selfhost.verify.evaluate import evaluate
+from selfhost.verify.components import generate
+from selfhost.verify.contract import AnyCheck, Facts
 
 # Rules as `nft -j list ruleset` gives their "expr".
 PROXY: list[Any] = [
@@ -26,21 +26,21 @@ ACCEPT_ALL: list[Any] = [{"accept": None}]
 OUTPUT = "inet backend_chat/output"
 
 
-def _check(scope: str) -> Check:
+def _check(scope: str) -> AnyCheck:
     profile = load_profile(preset_path("us-openai"))
     profile.egress.scope = scope  # type: ignore[assignment]
     return next(c for c in generate(plan(profile)) if c.id == "egress.scope")
 
 
 def _facts(policy: str, output: list[list[Any]],
-           app_egress: list[list[Any]]) -> dict[str, Any]:
-    return {"nftables": {
+           app_egress: list[list[Any]]) -> Facts:
+    return Facts({"nftables": {
         "chains": [{"family": "inet", "table": "backend_chat", "name": "output",
                     "hook": "output", "policy": policy},
                    {"family": "inet", "table": "backend_chat", "name": "app_egress",
                     "hook": None, "policy": None}],
         "skuid_rules": [], "output_rules": {OUTPUT: output},
-        "chain_rules": {OUTPUT: output, "inet backend_chat/app_egress": app_egress}}}
+        "chain_rules": {OUTPUT: output, "inet backend_chat/app_egress": app_egress}}})
 
 
 DEPLOYED_HOST = ("drop", [ESTABLISHED, JUMP, PROXY, LOG, COUNT], [PROXY, LOG, DROP])
@@ -51,7 +51,7 @@ DEPLOYED_APP = ("accept", [ESTABLISHED, JUMP], [PROXY, LOG, DROP])
                                                ("app", DEPLOYED_HOST)],
                          ids=["host", "app", "app-on-a-host-scope-firewall"])
 def test_the_deployed_rules_pass(scope: str, facts: tuple[Any, ...]) -> None:
-    outcome = evaluate(_check(scope), _facts(*facts))
+    outcome = _check(scope).evaluate(_facts(*facts))
     assert outcome.passed, outcome.found
 
 
@@ -65,7 +65,7 @@ def test_the_deployed_rules_pass(scope: str, facts: tuple[Any, ...]) -> None:
 ], ids=["policy-accept", "accept-all-appended"])
 def test_scope_host_fails_when_the_output_chain_lets_everyone_out(
         facts: tuple[Any, ...], found: str) -> None:
-    outcome = evaluate(_check("host"), _facts(*facts))
+    outcome = _check("host").evaluate(_facts(*facts))
     assert (outcome.passed, outcome.found) == (False, found)
 
 
@@ -74,7 +74,7 @@ def test_scope_host_fails_when_the_output_chain_lets_everyone_out(
                          ids=["no-final-drop", "accept-all-after-the-drop", "no-chain"])
 def test_an_app_user_chain_that_does_not_end_in_a_drop_fails(
         scope: str, app_egress: list[list[Any]]) -> None:
-    outcome = evaluate(_check(scope), _facts("drop", [ESTABLISHED, JUMP, LOG, COUNT], app_egress))
+    outcome = _check(scope).evaluate(_facts("drop", [ESTABLISHED, JUMP, LOG, COUNT], app_egress))
     assert (outcome.passed, outcome.found) == (
         False, "backendchat is not fenced: no output chain jumps it to a chain that ends in "
                "a drop")

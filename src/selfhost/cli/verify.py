@@ -9,13 +9,12 @@ import click
 from selfhost.errors import ExitCode
 from selfhost.verify import summary
 from selfhost.verify import verify as run_verify
-from selfhost.verify.checks import Check
-from selfhost.verify.evaluate import Outcome
+from selfhost.verify.contract import AnyCheck, Outcome
 
 _FILE = click.Path(path_type=Path, dir_okay=False)
 
 
-def _progress(check: Check, outcome: Outcome) -> None:
+def _progress(check: AnyCheck, outcome: Outcome) -> None:
     click.echo("." if outcome.passed else "F", nl=False, err=True)
 
 

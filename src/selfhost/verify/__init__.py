@@ -6,7 +6,8 @@ Public API::
            on_result=None) -> VerifyResult
     reconcile(profile_path, *, inventory=None, sandbox=None) -> Reconciliation
 
-Checks are generated from the Plan (:func:`selfhost.verify.checks.generate`),
+Checks are generated from the Plan (:func:`selfhost.verify.components.generate`; one
+module per component under :mod:`selfhost.verify.components`),
 run as a testinfra suite (one pytest test per check and host) and reported by
 component (:mod:`selfhost.verify.report`).
 """

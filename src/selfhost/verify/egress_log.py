@@ -14,7 +14,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
 from urllib.parse import urlsplit
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
@@ -64,14 +63,6 @@ def on_list(destination: str, allowlist: list[str]) -> bool:
 
 def iso_time(ts: float) -> str:
     return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def deploy_time(record: dict[str, Any]) -> str | None:
-    """The time of the last deploy from the record section of a host's facts."""
-    if not record.get("exists") or "data" not in record:
-        return None
-    value = record["data"].get("time") or record["data"].get("deployed_at")
-    return str(value) if value else None
 
 
 def _parse_time(value: str | None) -> float:

@@ -22,10 +22,9 @@ from selfhost.errors import ChecksFailed, InvalidInput
 from selfhost.models import Profile
 from selfhost.plan import Plan, plan
 from selfhost.subprocessors.document import Evidence, EvidenceCheck
-from selfhost.verify import proxy_conf
-from selfhost.verify.checks import DEPLOYMENT_RECORD
-from selfhost.verify.evaluate import Facts
-from selfhost.verify.probes import PROXY_ALLOWLIST, PROXY_LOG
+from selfhost.verify import collector
+from selfhost.verify.components import app, context, egress, record
+from selfhost.verify.contract import Facts, SectionError
 from selfhost.verify.targets import resolve
 
 Kind = Literal["listed-not-wired", "wired-not-listed", "reachable-not-listed",
@@ -125,16 +124,17 @@ def compare_host(p: Plan, host: str, facts: Facts, vendors: Vendors) -> list[Dif
     def diff(kind: Kind, party: str, detail: str) -> Difference:
         return Difference(kind, host, party, detail)
 
-    if "unreachable" in facts:
-        return [diff("unreadable", "host", facts["unreachable"])]
-    out: list[Difference] = []
+    if facts.unreachable is not None:
+        return [diff("unreadable", "host", facts.unreachable)]
+    out = _record_differences(p, host, facts, diff)
+    try:
+        wiring = app.app_facts(facts)
+    except SectionError as exc:
+        return [*out, diff("unreadable", "app environment", str(exc))]
+    if "env_error" in wiring:
+        return [*out, diff("unreadable", "app environment", wiring["env_error"])]
     listed = {t.id: t for t in p.third_parties}
-    out += _record_differences(p, facts.get("record", {}), diff)
-    app = facts.get("app", {})
-    if "env_error" in app or "section_error" in app:
-        return [*out, diff("unreadable", "app environment",
-                           str(app.get("env_error") or app.get("section_error")))]
-    env: dict[str, str | None] = app["env"]
+    env = wiring["env"]
     for party in listed.values():
         missing = [k for k in party.wired_by if k not in env]
         if missing:
@@ -148,7 +148,7 @@ def compare_host(p: Plan, host: str, facts: Facts, vendors: Vendors) -> list[Dif
     ai = env.get("AI_PROVIDER")
     if ai not in (None, "none") and ai not in listed:
         out.append(diff("wired-not-listed", str(ai), f"AI_PROVIDER={ai}"))
-    smtp = app.get("url_hosts", {}).get("SMTP_URL")
+    smtp = wiring.get("url_hosts", {}).get("SMTP_URL")
     if smtp:
         parts = urlsplit(smtp)
         dest = f"{parts.hostname}:{parts.port}"
@@ -156,35 +156,25 @@ def compare_host(p: Plan, host: str, facts: Facts, vendors: Vendors) -> list[Dif
         if dest not in allowed_dest:
             out.append(diff("wired-not-listed", vendors.name_destination(dest),
                             f"SMTP_URL points at {dest}"))
-    out += _allowlist_differences(p, facts.get("egress", {}), vendors, diff)
+    out += _allowlist_differences(p, facts, vendors, diff)
     return out
 
 
-def _record_differences(p: Plan, rec: dict[str, Any], diff: DiffMaker) -> list[Difference]:
-    if not rec.get("exists") or "data" not in rec:
-        return [diff("record-differs", "deployment record",
-                     f"no readable {DEPLOYMENT_RECORD} (deploy first)")]
-    data = rec["data"]
-    out = []
-    recorded = sorted(t["id"] if isinstance(t, dict) else str(t)
-                      for t in data.get("third_parties", []))
-    if recorded != sorted(p.third_party_ids()):
-        out.append(diff("record-differs", "third parties",
-                        f"the record names {', '.join(recorded) or 'none'}, the list "
-                        f"{', '.join(sorted(p.third_party_ids())) or 'none'}"))
-    if data.get("profile_fingerprint") != p.profile_fingerprint:
-        out.append(diff("record-differs", "profile fingerprint",
-                        f"deployed {data.get('profile_fingerprint')}, the profile is "
-                        f"{p.profile_fingerprint} (deploy the profile, then reconcile)"))
-    return out
+def _record_differences(p: Plan, host: str, facts: Facts, diff: DiffMaker
+                        ) -> list[Difference]:
+    """The verify check of the deployment record, judged on the same facts."""
+    check = record.part(context(p, next(h for h in p.hosts if h.name == host))).checks[0]
+    outcome = check.evaluate(facts)
+    return [] if outcome.passed else [diff("record-differs", "deployment record",
+                                           outcome.found)]
 
 
-def _allowlist_differences(p: Plan, egress: dict[str, Any], vendors: Vendors,
+def _allowlist_differences(p: Plan, facts: Facts, vendors: Vendors,
                            diff: DiffMaker) -> list[Difference]:
-    if "allowlist_lines" not in egress:
-        return [diff("unreadable", "egress allowlist",
-                     str(egress.get("allowlist_error") or egress.get("section_error")))]
-    enforced = set(proxy_conf.allowlist(egress["allowlist_lines"]))
+    try:
+        enforced = set(egress.enforced_allowlist(facts))
+    except (SectionError, ValueError) as exc:
+        return [diff("unreadable", "egress allowlist", str(exc))]
     out = []
     for party in p.third_parties:
         if party.egress_from != "app":
@@ -202,34 +192,33 @@ def _allowlist_differences(p: Plan, egress: dict[str, Any], vendors: Vendors,
 
 def _evidence(p: Plan, facts: dict[str, Facts]) -> Evidence:
     rows = []
-    for host in p.hosts_with("app"):
-        f = facts[host.name]
-        data = f["record"]["data"]
+    for target in p.hosts_with("app"):
+        f = facts[target.name]
+        data = record.data(f) or {}
         rows += [
-            EvidenceCheck(host=host.name, check="deployment record", result="pass",
+            EvidenceCheck(host=target.name, check="deployment record", result="pass",
                           detail=f"deployment fingerprint {data.get('content_digest')}, "
                           f"profile fingerprint {data.get('profile_fingerprint')}, deployed "
                           f"{data.get('deployed_at')} by selfhost {data.get('tool_version')}"),
-            EvidenceCheck(host=host.name, check="wired third parties", result="pass",
-                          detail="environment keys " + ", ".join(sorted(f["app"]["env"]))
+            EvidenceCheck(host=target.name, check="wired third parties", result="pass",
+                          detail="environment keys " + ", ".join(sorted(app.app_facts(f)["env"]))
                           + "; third parties " + (", ".join(p.third_party_ids()) or "none")),
-            EvidenceCheck(host=host.name, check="enforced egress allowlist", result="pass",
-                          detail=", ".join(proxy_conf.allowlist(f["egress"]["allowlist_lines"]))
+            EvidenceCheck(host=target.name, check="enforced egress allowlist", result="pass",
+                          detail=", ".join(egress.enforced_allowlist(f))
                           or "empty: nothing may leave"),
         ]
     return Evidence(collected_at=datetime.now(UTC).isoformat(timespec="seconds"),
                     tool_version=__version__, checks=rows)
 
 
-def _spec(p: Plan) -> dict[str, Any]:
-    return {
-        "record": DEPLOYMENT_RECORD,
-        "app": {"env_file": p.app.env_file, "port": p.app.port,
-                "public": ["AI_PROVIDER"], "url_keys": ["SMTP_URL"], "healthz": False},
-        "egress": {"allowlist_file": PROXY_ALLOWLIST, "log_file": PROXY_LOG,
-                   "destinations": [], "probe_app": False, "app_port": p.app.port,
-                   "proxy_port": p.proxy_port, "direct": None, "user": p.app.user},
-    }
+def _spec(p: Plan, host: str) -> dict[str, object]:
+    """The record, the app's wiring and the proxy's allowlist: the facts verify reads
+    for them, without the probes."""
+    ctx = context(p, next(h for h in p.hosts if h.name == host))
+    return collector.merge([
+        record.fragment(ctx),
+        app.fragment(ctx, public=["AI_PROVIDER"], url_keys=["SMTP_URL"], healthz=False),
+        egress.fragment(ctx, destinations=[], direct=None, log=False)])
 
 
 def reconcile(profile_path: Path, *, inventory: Path | None = None,
@@ -240,7 +229,7 @@ def reconcile(profile_path: Path, *, inventory: Path | None = None,
     deployment = resolve(profile_path, inventory=inventory, sandbox=sandbox)
     p = deployment.plan
     apps = [t for t in deployment.targets if t.name in {h.name for h in p.hosts_with("app")}]
-    facts = collect_all({t.name: t for t in apps}, {t.name: _spec(p) for t in apps})
+    facts = collect_all({t.name: t for t in apps}, {t.name: _spec(p, t.name) for t in apps})
     vendors = known_vendors(deployment.profile)
     differences = [d for t in apps for d in compare_host(p, t.name, facts[t.name], vendors)]
     evidence = _evidence(p, facts) if not differences else Evidence(

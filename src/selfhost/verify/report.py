@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from selfhost.atomic import write_atomic
-from selfhost.verify.checks import COMPONENTS, Check
+from selfhost.verify.contract import COMPONENTS, AnyCheck
 from selfhost.verify.egress_log import Destination, iso_time
 
 REPORT_SCHEMA_VERSION = 1
@@ -16,7 +16,7 @@ REPORT_SCHEMA_VERSION = 1
 
 @dataclass(frozen=True)
 class CheckResult:
-    check: Check
+    check: AnyCheck
     passed: bool
     found: str
 

@@ -10,10 +10,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from selfhost.errors import InvalidInput
-from selfhost.verify import checks as checks_mod
-from selfhost.verify import egress_log
-from selfhost.verify.evaluate import Facts
-from selfhost.verify.probes import host_spec
+from selfhost.verify import components, egress_log
+from selfhost.verify.components import egress
+from selfhost.verify.contract import Facts
 from selfhost.verify.report import CheckResult, VerifyResult, write_json
 from selfhost.verify.targets import Deployment, resolve
 
@@ -30,11 +29,8 @@ def _writable(path: Path | None, option: str) -> None:
 def observed_egress(facts: dict[str, Facts]) -> dict[str, dict[str, egress_log.Destination]]:
     out = {}
     for host, found in facts.items():
-        log = (found.get("egress") or {}).get("log") if isinstance(found, dict) else None
-        if not isinstance(log, dict) or "lines" not in log:
-            continue
-        record = found.get("record") or {}
-        out[host] = egress_log.destinations(log["lines"], egress_log.deploy_time(record))
+        if (seen := egress.observed(found)) is not None:
+            out[host] = seen
     return out
 
 
@@ -45,8 +41,9 @@ def run(deployment: Deployment, *, junit: Path | None = None,
     # which every other selfhost command would pay for.
     from selfhost.verify.testinfra_suite import run_suite  # noqa: PLC0415
     plan = deployment.plan
-    checks = checks_mod.generate(plan, deployment.direct_targets)
-    specs = {h.name: host_spec(plan, h, checks) for h in plan.hosts}
+    checks = components.generate(plan, deployment.direct_targets)
+    specs = {h.name: components.host_spec(plan, h, deployment.direct_targets.get(h.name))
+             for h in plan.hosts}
     targets = {t.name: t for t in deployment.targets}
     started = datetime.now(UTC).isoformat(timespec="seconds")
     clock = time.monotonic()

@@ -22,9 +22,8 @@ from typing import Any
 import pytest
 import testinfra
 
-from selfhost.verify.checks import Check
-from selfhost.verify.evaluate import Facts, Outcome, evaluate
-from selfhost.verify.probes import remote_command
+from selfhost.verify.components import remote_command
+from selfhost.verify.contract import AnyCheck, Facts, Outcome
 from selfhost.verify.targets import SshTarget
 
 #: the remote collection has its own short timeouts; this bounds a stuck host
@@ -32,7 +31,7 @@ REMOTE_TIMEOUT = 120
 SSH_DEFAULTS = ("-o", "BatchMode=yes", "-o", "ServerAliveInterval=5",
                 "-o", "ServerAliveCountMax=3")
 
-ResultCallback = Callable[[Check, Outcome], None]
+ResultCallback = Callable[[AnyCheck, Outcome], None]
 
 
 def _host(target: SshTarget) -> Any:
@@ -44,26 +43,32 @@ def _host(target: SshTarget) -> Any:
         timeout=10, sudo=target.sudo)
 
 
-def collect(target: SshTarget, spec: dict[str, Any]) -> Facts:
+def collect(target: SshTarget, spec: dict[str, object]) -> Facts:
     """Every fact ``spec`` asks for, from one host; ``unreachable`` on failure."""
     command = f"timeout {REMOTE_TIMEOUT} {remote_command(spec)}"
     try:
         result = _host(target).run(command)
     except RuntimeError as exc:  # testinfra's ssh backend: ssh itself failed (rc 255)
         detail = getattr(exc.args[0], "stderr", "") if exc.args else ""
-        return {"unreachable": f"ssh to {target.user}@{target.address}:{target.port} failed"
-                f"{': ' + detail.strip() if detail else ''}"}
+        return _unreachable(f"ssh to {target.user}@{target.address}:{target.port} failed"
+                            f"{': ' + detail.strip() if detail else ''}")
     if result.rc != 0:
-        return {"unreachable": f"collecting facts failed (exit {result.rc}): "
-                f"{result.stderr.strip()[-500:]}"}
+        return _unreachable(f"collecting facts failed (exit {result.rc}): "
+                            f"{result.stderr.strip()[-500:]}")
     try:
-        facts: Facts = json.loads(result.stdout)
+        raw = json.loads(result.stdout)
     except ValueError:
-        return {"unreachable": "the host's facts are not JSON: " + result.stdout[:200]}
-    return facts
+        raw = None
+    if not isinstance(raw, dict):
+        return _unreachable("the host's facts are not a JSON object: " + result.stdout[:200])
+    return Facts(raw)
 
 
-def collect_all(targets: dict[str, SshTarget], specs: dict[str, dict[str, Any]]
+def _unreachable(why: str) -> Facts:
+    return Facts({"unreachable": why})
+
+
+def collect_all(targets: dict[str, SshTarget], specs: dict[str, dict[str, object]]
                 ) -> dict[str, Facts]:
     """:func:`collect` on every host at once (hosts are independent)."""
     names = sorted(targets)
@@ -75,8 +80,8 @@ def collect_all(targets: dict[str, SshTarget], specs: dict[str, dict[str, Any]]
 class SuitePlugin:
     """Parametrization, the facts fixture and the outcome record of one run."""
 
-    def __init__(self, checks: list[Check], targets: dict[str, SshTarget],
-                 specs: dict[str, dict[str, Any]], on_result: ResultCallback | None = None
+    def __init__(self, checks: list[AnyCheck], targets: dict[str, SshTarget],
+                 specs: dict[str, dict[str, object]], on_result: ResultCallback | None = None
                  ) -> None:
         self.checks = checks
         self.targets = targets
@@ -95,29 +100,29 @@ class SuitePlugin:
         return self.facts
 
     @pytest.fixture
-    def record_outcome(self) -> Callable[[Check, Outcome], None]:
-        def record(check: Check, outcome: Outcome) -> None:
+    def record_outcome(self) -> ResultCallback:
+        def record(check: AnyCheck, outcome: Outcome) -> None:
             self.outcomes[check.key] = outcome
             if self.on_result is not None:
                 self.on_result(check, outcome)
         return record
 
 
-def failure_text(check: Check, outcome: Outcome) -> str:
+def failure_text(check: AnyCheck, outcome: Outcome) -> str:
     """What a failing check says: what, expected, found, fix."""
     return (f"{check.host}: {check.description}\n  expected: {check.expected}\n"
             f"  found:    {outcome.found}\n  fix:      {check.fix}")
 
 
-def test_check(check: Check, host_facts: dict[str, Facts],
-               record_outcome: Callable[[Check, Outcome], None],
+def test_check(check: AnyCheck, host_facts: dict[str, Facts],
+               record_outcome: ResultCallback,
                record_property: Callable[[str, object], None],
                record_xml_attribute: Callable[[str, object], None]) -> None:
     facts = host_facts[check.host]
-    if "unreachable" in facts:
-        outcome = Outcome(False, f"host not checked: {facts['unreachable']}")
+    if facts.unreachable is not None:
+        outcome = Outcome(False, f"host not checked: {facts.unreachable}")
     else:
-        outcome = evaluate(check, facts)
+        outcome = check.evaluate(facts)
     record_outcome(check, outcome)
     record_xml_attribute("classname", f"{check.component}.{check.host}")
     record_property("component", check.component)
@@ -127,8 +132,8 @@ def test_check(check: Check, host_facts: dict[str, Facts],
         pytest.fail(failure_text(check, outcome), pytrace=False)
 
 
-def run_suite(checks: list[Check], targets: dict[str, SshTarget],
-              specs: dict[str, dict[str, Any]], junit: Path | None = None,
+def run_suite(checks: list[AnyCheck], targets: dict[str, SshTarget],
+              specs: dict[str, dict[str, object]], junit: Path | None = None,
               on_result: ResultCallback | None = None) -> tuple[dict[str, Outcome],
                                                                  dict[str, Facts]]:
     """Run every check; returns the outcome per check key and the facts per host."""
