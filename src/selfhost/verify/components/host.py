@@ -225,7 +225,8 @@ def part(ctx: Context) -> Part:
                       expected="the nftables service active, with an input hook whose policy "
                       f"is drop and an output rule for the app user {user}",
                       fix="run `selfhost deploy PROFILE` (the egress role loads the ruleset); "
-                      "`systemctl status nftables` on the host shows why it is not active"),
+                      f"`systemctl status {layout.nftables_unit}` on the host shows why it is not "
+                      "active"),
         SYSCTL.make(ctx.host, dict(SYSCTL_HARDENING),
                     description="kernel network hardening is in effect",
                     expected=", ".join(f"{k}={v}" for k, v in SYSCTL_HARDENING.items())),

@@ -228,7 +228,7 @@ def part(ctx: Context) -> Part:
             PROTECTED_MODE.make(host, None, description="Redis protected mode is on",
                                 expected="protected-mode yes in the Redis configuration",
                                 fix=f"set `protected-mode yes` in {conf} (or redeploy) and "
-                                "restart redis-server"),
+                                f"restart {layout.redis_unit}"),
             NOAUTH_PING.make(host, None, description="Redis refuses unauthenticated clients",
                              expected="an unauthenticated PING answered with NOAUTH"),
             CONFIG_FILE.make(host, None, description="the Redis configuration is not "
