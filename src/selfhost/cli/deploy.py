@@ -11,7 +11,6 @@ from rich.console import Console
 from selfhost import sandbox, secrets
 from selfhost.deploy import DeployOptions
 from selfhost.deploy import deploy as run_deploy
-from selfhost.deploy.demo import DEFAULT_PRESET, run_demo
 from selfhost.deploy.engine import ENGINE_ENV, ENGINES
 from selfhost.deploy.progress import Reporter, reporter_for, summary_table
 from selfhost.deploy.redact import Redactor
@@ -20,6 +19,7 @@ from selfhost.errors import ChecksFailed
 from selfhost.paths import preset_names
 from selfhost.secrets import KEY_FILE_ENV
 from selfhost.verify import summary as verify_summary
+from selfhost.workflows.demo import DEFAULT_PRESET, run_demo
 
 
 def _reporter(redactor: Redactor) -> Reporter:

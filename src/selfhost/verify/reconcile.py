@@ -22,11 +22,11 @@ from selfhost.errors import ChecksFailed, InvalidInput
 from selfhost.models import Profile
 from selfhost.plan import Plan, plan
 from selfhost.subprocessors.document import Evidence, EvidenceCheck
+from selfhost.targets import resolve
 from selfhost.verify import proxy_conf
 from selfhost.verify.checks import DEPLOYMENT_RECORD
 from selfhost.verify.evaluate import Facts
 from selfhost.verify.probes import PROXY_ALLOWLIST, PROXY_LOG
-from selfhost.verify.targets import resolve
 
 Kind = Literal["listed-not-wired", "wired-not-listed", "reachable-not-listed",
                "record-differs", "unreadable"]

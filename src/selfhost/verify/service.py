@@ -10,12 +10,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from selfhost.errors import InvalidInput
+from selfhost.targets import Deployment, resolve
 from selfhost.verify import checks as checks_mod
 from selfhost.verify import egress_log
 from selfhost.verify.evaluate import Facts
 from selfhost.verify.probes import host_spec
 from selfhost.verify.report import CheckResult, VerifyResult, write_json
-from selfhost.verify.targets import Deployment, resolve
 
 if TYPE_CHECKING:
     from selfhost.verify.testinfra_suite import ResultCallback

@@ -22,10 +22,10 @@ from typing import Any
 import pytest
 import testinfra
 
+from selfhost.targets import SshTarget
 from selfhost.verify.checks import Check
 from selfhost.verify.evaluate import Facts, Outcome, evaluate
 from selfhost.verify.probes import remote_command
-from selfhost.verify.targets import SshTarget
 
 #: the remote collection has its own short timeouts; this bounds a stuck host
 REMOTE_TIMEOUT = 120
