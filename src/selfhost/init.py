@@ -23,6 +23,7 @@ from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
 
 from selfhost import questions, secrets
+from selfhost.envvars import PASSPHRASE_ENV
 from selfhost.errors import InvalidInput, SecretsError, ValidationFailed
 from selfhost.models import Profile, field_errors, is_known_key
 from selfhost.paths import preset_names, preset_path
@@ -257,12 +258,12 @@ def _credential(request: InitRequest,
     """The key file, or else the passphrase: given, from the environment, or asked."""
     if request.key_file is not None:
         return None, request.key_file
-    passphrase = request.passphrase or request.environ.get(secrets.PASSPHRASE_ENV) or None
+    passphrase = request.passphrase or request.environ.get(PASSPHRASE_ENV) or None
     if passphrase is None and ask_passphrase is not None:
         passphrase = ask_passphrase(not secrets.secrets_path(request.output).exists())
     if not passphrase:
         raise SecretsError(f"no passphrase for the secrets file (set "
-                           f"{secrets.PASSPHRASE_ENV}, or pass --key-file)")
+                           f"{PASSPHRASE_ENV}, or pass --key-file)")
     if (len(passphrase) < secrets.MIN_PASSPHRASE
             and not secrets.secrets_path(request.output).exists()):
         # The passphrase is all that protects the file once it is copied away.
