@@ -3,6 +3,7 @@ when they run. (How fast that is, is measured by bench/cli_bench.py, not here.)"
 
 from __future__ import annotations
 
+import importlib
 import json
 import subprocess
 import sys
@@ -60,3 +61,26 @@ def test_every_command_was_asked_for_its_help(loaded_after: dict[str, list[str]]
 
 def test_help_loads_no_heavy_library(loaded_after: dict[str, list[str]]) -> None:
     assert {step: mods for step, mods in loaded_after.items() if mods} == {}
+
+
+#: what each package that exports lazily (selfhost.lazy) promises, and where it lives
+LAZY = {
+    "selfhost.deploy": dict.fromkeys(
+        ("DeployOptions", "DeployResult", "Prepared", "deploy", "prepare"),
+        "selfhost.deploy.service"),
+    "selfhost.sandbox": {
+        **dict.fromkeys(("down", "down_all", "list_sandboxes", "load", "up"),
+                        "selfhost.sandbox.lifecycle"),
+        **dict.fromkeys(("Guest", "Sandbox"), "selfhost.sandbox.models"),
+        **dict.fromkeys(("DEFAULT_RELEASE", "RELEASES"), "selfhost.sandbox.rootfs")},
+}
+
+
+@pytest.mark.parametrize("package", sorted(LAZY))
+def test_a_lazy_package_still_exports_its_names(package: str) -> None:
+    module = importlib.import_module(package)
+    assert sorted(module.__all__) == sorted(LAZY[package])
+    for name, home in LAZY[package].items():
+        assert getattr(module, name) is getattr(importlib.import_module(home), name), name
+    with pytest.raises(AttributeError, match=f"module '{package}' has no attribute 'nosuch'"):
+        module.nosuch  # noqa: B018
