@@ -19,6 +19,10 @@ _NOT_PACKAGE = ("ansible",)
 #: the service units: each is a package or module directly under ``selfhost``
 SERVICES = frozenset({"plan", "deploy", "verify", "subprocessors", "secrets", "pki",
                       "targets", "sandbox", "init"})
+#: the Plan is derived without I/O: no file, process, socket or environment
+PURE = frozenset({"plan", "plan_schema"})
+_IO = frozenset({"os", "io", "pathlib", "shutil", "subprocess", "socket", "tempfile",
+                 "inputs", "profile_io", "atomic", "paths", "catalog"})
 
 
 @dataclass(frozen=True)
@@ -111,6 +115,8 @@ def problems(found: list[Import]) -> list[str]:
             out.append(f"{imp}: deploy and verify do not import each other")
         if src == "models" and (dst in SERVICES or dst in ("cli", "workflows")):
             out.append(f"{imp}: the models import no layer above them")
+        if src in PURE and dst in _IO:
+            out.append(f"{imp}: the Plan is derived without I/O")
         if imp.target.startswith("selfhost.") and src and dst != src:
             edges.setdefault(src, set()).add(dst)
     for component in _cycles(edges):
@@ -140,6 +146,7 @@ def test_each_broken_rule_is_named_with_its_file_and_line(tmp_path: Path) -> Non
         "__init__.py": "",
         "models.py": "from selfhost.plan import Plan\n",
         "plan.py": "import os\n\nfrom selfhost import models\n",
+        "plan_schema.py": "import json\nfrom pathlib import Path\n",
         "cli/__init__.py": "import click\n",
         "workflows/__init__.py": "from selfhost import cli\n"
                                  "from selfhost.deploy import service\n",
@@ -158,8 +165,11 @@ def test_each_broken_rule_is_named_with_its_file_and_line(tmp_path: Path) -> Non
         "above them",
         "/models.py:1: selfhost.models imports selfhost.plan: part of the import cycle "
         "models, plan",
+        "/plan.py:1: selfhost.plan imports os: the Plan is derived without I/O",
         "/plan.py:3: selfhost.plan imports selfhost.models: part of the import cycle "
         "models, plan",
+        "/plan_schema.py:2: selfhost.plan_schema imports pathlib: the Plan is derived "
+        "without I/O",
         "/verify/checks.py:1: selfhost.verify.checks imports click.core: only selfhost.cli "
         "may import click",
         "/verify/checks.py:2: selfhost.verify.checks imports selfhost.workflows: only "
