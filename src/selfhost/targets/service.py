@@ -11,7 +11,7 @@ import ipaddress
 import shlex
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from selfhost import sandbox as sandbox_mod
 from selfhost.errors import InvalidInput
@@ -19,6 +19,9 @@ from selfhost.models import Profile
 from selfhost.plan import Endpoint, Plan, plan
 from selfhost.profile_io import load_profile
 from selfhost.targets import inventory
+
+if TYPE_CHECKING:
+    from selfhost.sandbox import Sandbox
 
 #: the sandbox host's apt cache: open, reachable from every guest, never a third party
 SANDBOX_APT_PORT = 3142
@@ -36,6 +39,8 @@ class Target:
     profile: Profile
     plan: Plan
     inventory: dict[str, Any]
+    #: the sandbox the hosts are guests of, if they are
+    box: Sandbox | None = None
 
 
 @dataclass(frozen=True)
@@ -112,7 +117,7 @@ def _resolve_target(profile: Profile, inventory_file: Path | None,
         the_plan = plan(effective)
         connection = inventory.sandbox_connection(the_plan, [g.name for g in box.guests],
                                                   box.inventory)
-        return Target(effective, the_plan, inventory.build(the_plan, connection))
+        return Target(effective, the_plan, inventory.build(the_plan, connection), box)
     the_plan = plan(profile)
     if inventory_file is not None:
         return Target(profile, the_plan, inventory.from_file(the_plan, inventory_file))
@@ -154,15 +159,15 @@ def resolve(profile_path: Path, *, inventory: Path | None = None,
     targets = [_ssh_target(h.name, hostvars[h.name]) for h in target.plan.hosts]
     extra: list[Endpoint] = []
     source = f"inventory {inventory}" if inventory else "the profile's addresses"
-    if sandbox is not None:
-        box = sandbox_mod.load(sandbox)
+    if target.box is not None:
+        box = target.box
         used = {h.address for h in target.plan.hosts}
         # A spare guest if there is one, else the sandbox host's apt cache: both are
         # reachable from the guests and open, so only the firewall can stop the app user.
         extra = [Endpoint(host=g.address, port=22) for g in box.guests
                  if g.address not in used]
         extra.append(Endpoint(host=box.bridge_address, port=SANDBOX_APT_PORT))
-        source = f"sandbox {sandbox}"
+        source = f"sandbox {box.name}"
     return Deployment(profile_path=profile_path, profile=target.profile, plan=target.plan,
                       targets=targets, direct_targets=_direct_targets(target.plan, extra),
                       source=source)
