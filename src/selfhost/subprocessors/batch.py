@@ -28,10 +28,10 @@ from typing import Any, Literal
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
 from selfhost import inputs, questions
+from selfhost.answers import parse_set, refuse_secret_key
 from selfhost.catalog import TO_BE_CONFIRMED, UNKNOWN
 from selfhost.errors import InvalidInput, SelfhostError
 from selfhost.i18n import DEFAULT, Lang
-from selfhost.init import parse_set, refuse_secret_key
 from selfhost.paths import PROFILES_DIR
 from selfhost.plan import plan
 from selfhost.profile_io import LineMap, load_profile_data, load_yaml, model_findings
