@@ -333,20 +333,6 @@ def _deployment(plan: Plan, _: Gettext) -> Deployment:
     )
 
 
-#: what each egress scope enforces, as the list states it
-SCOPE_STATEMENTS = {
-    "app": N_("Enforced on the hosts (egress scope: app): the application can reach no "
-              "third party but those listed here; its firewall and egress proxy are "
-              "generated from the same plan. Other users and services of the hosts are "
-              "not restricted by this deployment."),
-    "host": N_("Enforced on the hosts (egress scope: host): the application can reach no "
-               "third party but those listed here, and every other user and service of the "
-               "hosts is limited to the hosts' own needs (replies, package updates through "
-               "the configured mirror or proxy, name resolution, time, and connections "
-               "between the deployment's hosts); everything else is dropped."),
-}
-
-
 #: which categories of third party touch each kind of data: (processes it, sees it)
 _FLOWS: tuple[tuple[str, str, tuple[str, ...], tuple[str, ...]], ...] = (
     (N_("Conversations and messages"), "database", ("ai",), ("cdn",)),

@@ -5,7 +5,20 @@ from __future__ import annotations
 
 from selfhost.catalog import CATEGORY_TITLES, UNKNOWN, VendorFacts, show
 from selfhost.i18n import DEFAULT, N_, Gettext, Lang, gettext_for
-from selfhost.subprocessors.document import SCOPE_STATEMENTS, Subprocessor, SubprocessorList
+from selfhost.subprocessors.document import Subprocessor, SubprocessorList
+
+#: what each egress scope enforces, as the list states it
+SCOPE_STATEMENTS = {
+    "app": N_("Enforced on the hosts (egress scope: app): the application can reach no "
+              "third party but those listed here; its firewall and egress proxy are "
+              "generated from the same plan. Other users and services of the hosts are "
+              "not restricted by this deployment."),
+    "host": N_("Enforced on the hosts (egress scope: host): the application can reach no "
+               "third party but those listed here, and every other user and service of the "
+               "hosts is limited to the hosts' own needs (replies, package updates through "
+               "the configured mirror or proxy, name resolution, time, and connections "
+               "between the deployment's hosts); everything else is dropped."),
+}
 
 
 def sections(doc: SubprocessorList,
