@@ -11,6 +11,7 @@ import hashlib
 import json
 from urllib.parse import quote, urlsplit
 
+from selfhost.layout import LAYOUT
 from selfhost.models import PROXY_PORT, Profile, all_hosts
 from selfhost.plan_schema import (
     COMPONENT_ORDER,
@@ -39,9 +40,9 @@ __all__ = ["AI_PROVIDERS_ID", "AI_PROVIDER_HOSTS", "APP_ENV_FILE", "APP_USER",
            "Frozen", "NotUsed", "Notice", "Plan", "PlanHost", "SecretSpec", "ServiceWiring",
            "TLSPlan", "ThirdParty", "fingerprint", "plan"]
 
-APP_USER = "backendchat"
-APP_ENV_FILE = "/etc/backend-chat/app.env"
-CA_CERT_PATH = "/etc/backend-chat/ca.crt"
+APP_USER = LAYOUT.app_user
+APP_ENV_FILE = LAYOUT.app_env_file
+CA_CERT_PATH = LAYOUT.ca_cert
 #: stands for every AI provider of the SaaS list when AI is disabled
 AI_PROVIDERS_ID = "ai-providers"
 #: every AI provider's API host; verify proves the ones not chosen are unreachable
