@@ -80,6 +80,9 @@ class HostLayout(BaseModel):
     nginx_tls_cert: str = "/etc/nginx/tls/server.crt"
     nginx_tls_key: str = "/etc/nginx/tls/server.key"
     nginx_site_file: str = "/etc/nginx/conf.d/backend-chat.conf"
+    #: ACME: certbot's live certificates, one directory per domain (the tls role has
+    #: them made, nginx serves them)
+    acme_live_dir: str = "/etc/letsencrypt/live"
 
     # -- Redis
     redis_config: str = "/etc/redis/redis.conf"

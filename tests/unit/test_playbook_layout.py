@@ -1,5 +1,6 @@
-"""site.yml hands every role the layout values it needs, and each role declares
-exactly those as required options (meta/argument_specs.yml) and defaults none."""
+"""site.yml hands every role what it needs from the Plan (its layout values and the
+Plan's decisions), and each role declares exactly those as required options
+(meta/argument_specs.yml) and defaults none: role defaults are knobs."""
 
 from __future__ import annotations
 
@@ -57,3 +58,16 @@ def test_every_layout_field_reaches_a_role() -> None:
     used = {layout_field(value) for uses in site_role_vars().values()
             for one in uses for value in one.values()}
     assert set(HostLayout.model_fields) - used == set()
+
+
+def test_site_hands_over_only_what_the_plan_says() -> None:
+    # Literals belong in role defaults (knobs) or in the layout, not in site.yml.
+    values = [value for uses in site_role_vars().values() for one in uses
+              for value in one.values()]
+    assert [v for v in values if "selfhost_plan." not in str(v)] == []
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_role_defaults_are_knobs_not_the_plan(role: str) -> None:
+    defaults = _load(f"roles/{role}/defaults/main.yml")
+    assert {k: v for k, v in defaults.items() if "selfhost_plan" in str(v)} == {}
