@@ -17,7 +17,7 @@ from datetime import date
 from pathlib import Path
 
 from selfhost.subprocessors.batch import run_batch
-from selfhost.subprocessors.render import FORMATS, Format
+from selfhost.subprocessors.files import FORMATS, Format
 
 TARGET_SECONDS = 10.0
 _PRESETS = ["air-gapped", "eu-anthropic", "external-db", "split", "us-openai"]

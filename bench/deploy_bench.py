@@ -35,9 +35,9 @@ from pathlib import Path
 
 from selfhost import sandbox
 from selfhost.deploy import DeployOptions, deploy
-from selfhost.deploy.demo import address_sets
 from selfhost.deploy.service import prepare
 from selfhost.init import InitRequest, run_init
+from selfhost.workflows.demo import address_sets
 
 SUBNET = "10.213.90.0/24"
 PASSPHRASE = "bench-passphrase-not-secret"

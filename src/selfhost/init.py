@@ -9,9 +9,7 @@ file are written together and atomically: on any error neither is changed.
 
 from __future__ import annotations
 
-import copy
 import os
-import re
 import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -19,16 +17,16 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
-from ruamel.yaml import YAML
-from ruamel.yaml.error import YAMLError
 
 from selfhost import questions, secrets
+from selfhost.answers import Source, leaf_paths, merge, parse_set, refuse_secret_key
+from selfhost.envvars import PASSPHRASE_ENV
 from selfhost.errors import InvalidInput, SecretsError, ValidationFailed
-from selfhost.models import Profile, field_errors, is_known_key
+from selfhost.models import Profile, field_errors
 from selfhost.paths import preset_names, preset_path
 from selfhost.plan import plan
 from selfhost.profile_checks import Problem, tls_problems
-from selfhost.profile_io import LineMap, dump_profile, load_profile_data
+from selfhost.profile_io import dump_profile, load_profile_data
 from selfhost.questions import Answers, Question
 
 #: ``ask(question, default, error)`` returns the answer to one question;
@@ -40,12 +38,6 @@ AskPassphrase = Callable[[bool], str]
 
 #: the wizard re-asks a question at most this often before giving up
 MAX_ATTEMPTS = 5
-
-_SECRET_WORDS = re.compile(r"(password|passwd|passphrase|secret|token|api_?key|private_?key|"
-                           r"credential|dsn)",
-                           re.IGNORECASE)
-_SUPPLIED = ("openai_api_key", "anthropic_api_key", "email_password", "sentry_dsn",
-             "datadog_api_key", "database_password", "cache_password")
 
 
 @dataclass(frozen=True)
@@ -74,97 +66,23 @@ class InitResult:
     warnings: list[str]
 
 
-@dataclass
-class _Source:
-    """Where a value came from, to point a problem at the place to fix it."""
-
-    label: str
-    data: Answers
-    lines: LineMap | None = None
-
-    def locate(self, path: str) -> str | None:
-        if questions.get(self.data, path) is None:
-            return None
-        if self.lines is None:
-            return f"{self.label} {path}"
-        return f"{self.label}:{self.lines.line_of(path)}: {path}"
-
-
 # -- collecting answers -------------------------------------------------------------
 
-def parse_set(item: str) -> tuple[str, Any]:
-    """``key.path=value`` -> (path, value); the value is read as a YAML scalar or
-    flow collection, so ``ai.models=[gpt-4o]`` gives a list."""
-    path, sep, text = item.partition("=")
-    path = path.strip()
-    if not sep or not path:
-        # The item is not echoed: a mistyped one may hold a credential.
-        raise InvalidInput("--set expects key.path=value (e.g. --set customer.name=ACME)")
-    refuse_secret_key(path, "--set")
-    if text.strip() == "":
-        return path, ""
-    try:
-        value = YAML(typ="safe", pure=True).load(text)
-    except YAMLError:
-        value = text
-    return path, value
-
-
-def refuse_secret_key(path: str, where: str) -> None:
-    """Third-party keys never travel in a flag or a profile: they would show in
-    the process list, shell history or the file. Point at the variable instead."""
-    if is_known_key(path):
-        return
-    last = path.rpartition(".")[2].lower()
-    if not _SECRET_WORDS.search(path):
-        return
-    name = next((n for n in _SUPPLIED if last == n or path.lower().replace(".", "_") == n),
-                None)
-    hint = (f"set the environment variable {secrets.env_name(name)}" if name else
-            "third-party keys come from environment variables such as "
-            "SELFHOST_OPENAI_API_KEY or SELFHOST_EMAIL_PASSWORD, or from the hidden prompt")
-    raise InvalidInput(f"{where} {path}: secrets are not accepted here ({hint}; "
-                       "generated secrets are created by selfhost init)")
-
-
-def _leaf_paths(data: Any, prefix: str = "") -> list[str]:
-    if isinstance(data, dict):
-        return [p for k, v in data.items() for p in _leaf_paths(v, f"{prefix}{k}.")]
-    if isinstance(data, list):
-        return [p for i, v in enumerate(data) for p in _leaf_paths(v, f"{prefix}{i}.")]
-    return [prefix[:-1]]
-
-
-def _merge(base: Any, over: Any) -> Any:
-    if isinstance(base, dict) and isinstance(over, dict):
-        out = dict(base)
-        for key, value in over.items():
-            out[key] = _merge(base.get(key), value) if key in base else copy.deepcopy(value)
-        return out
-    if (isinstance(base, list) and isinstance(over, list) and over
-            and all(isinstance(item, dict) for item in over)):
-        # Host entries merge item by item, so --set hosts.app.0.address keeps the name;
-        # any other list (ai.models, or an empty one) replaces the earlier value.
-        merged = [_merge(b, o) for b, o in zip(base, over, strict=False)]
-        return merged + copy.deepcopy(base[len(over):] or over[len(base):])
-    return copy.deepcopy(over)
-
-
-def collect(request: InitRequest) -> tuple[Answers, list[_Source]]:
+def collect(request: InitRequest) -> tuple[Answers, list[Source]]:
     """Preset < answers file < --set, merged; with the sources for error messages."""
-    sources: list[_Source] = []
+    sources: list[Source] = []
     if request.preset is not None:
         path = preset_path(request.preset)
         if not path.is_file():
             raise InvalidInput(f"--preset {request.preset}: no such preset (choose one of: "
                                f"{', '.join(preset_names())})")
         data, lines = load_profile_data(path)
-        sources.append(_Source(str(path), data, lines))
+        sources.append(Source(str(path), data, lines))
     if request.answers_file is not None:
         data, lines = load_profile_data(request.answers_file)
-        for leaf in _leaf_paths(data):
+        for leaf in leaf_paths(data):
             refuse_secret_key(leaf, f"{request.answers_file}:{lines.line_of(leaf)}:")
-        sources.append(_Source(str(request.answers_file), data, lines))
+        sources.append(Source(str(request.answers_file), data, lines))
     flags: Answers = {}
     for item in request.sets:
         key, value = parse_set(item)
@@ -173,10 +91,10 @@ def collect(request: InitRequest) -> tuple[Answers, list[_Source]]:
         except ValueError as exc:
             raise InvalidInput(f"--set {key}: {exc}") from None
     if flags:
-        sources.append(_Source("--set", flags))
+        sources.append(Source("--set", flags))
     merged: Answers = {}
     for source in sources:
-        merged = _merge(merged, source.data)
+        merged = merge(merged, source.data)
     return merged, sources
 
 
@@ -222,7 +140,7 @@ def _missing_error(missing: list[Question]) -> InvalidInput:
     return ValidationFailed(["answers are missing and there is no terminal to ask:", *lines])
 
 
-def _validate(answers: Answers, sources: list[_Source], ask: Ask | None) -> Profile:
+def _validate(answers: Answers, sources: list[Source], ask: Ask | None) -> Profile:
     """The Profile; in the wizard, a question whose answer breaks a rule is re-asked."""
     for _ in range(MAX_ATTEMPTS):
         try:
@@ -242,7 +160,7 @@ def _validate(answers: Answers, sources: list[_Source], ask: Ask | None) -> Prof
                             "init again)"])
 
 
-def _render(path: str, message: str, sources: list[_Source]) -> str:
+def _render(path: str, message: str, sources: list[Source]) -> str:
     for source in reversed(sources):
         where = source.locate(path)
         if where:
@@ -257,12 +175,12 @@ def _credential(request: InitRequest,
     """The key file, or else the passphrase: given, from the environment, or asked."""
     if request.key_file is not None:
         return None, request.key_file
-    passphrase = request.passphrase or request.environ.get(secrets.PASSPHRASE_ENV) or None
+    passphrase = request.passphrase or request.environ.get(PASSPHRASE_ENV) or None
     if passphrase is None and ask_passphrase is not None:
         passphrase = ask_passphrase(not secrets.secrets_path(request.output).exists())
     if not passphrase:
         raise SecretsError(f"no passphrase for the secrets file (set "
-                           f"{secrets.PASSPHRASE_ENV}, or pass --key-file)")
+                           f"{PASSPHRASE_ENV}, or pass --key-file)")
     if (len(passphrase) < secrets.MIN_PASSPHRASE
             and not secrets.secrets_path(request.output).exists()):
         # The passphrase is all that protects the file once it is copied away.

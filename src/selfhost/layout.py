@@ -1,14 +1,45 @@
-"""Where a deployment lives on its hosts: paths, unit names and users.
+"""Where a deployment lives on its hosts: paths, unit names, users and kernel settings.
 
-One owner for each of these facts. The Plan carries a ``HostLayout``; the roles
-receive it (``selfhost_plan.layout``) as variables, and verify reads the same
-values from the Plan. A path that a role creates and verify inspects is written
-here and nowhere else.
+One owner for each of these facts. The Plan carries a ``HostLayout``; the
+playbook (``ansible/site.yml``) hands ``selfhost_plan.layout`` to the roles as
+role variables, and verify reads the same values from the Plan. A path that a
+role creates and verify inspects is written here and nowhere else: a unit test
+(``tests/unit/test_layout_guard.py``) fails when a role spells one out.
 """
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
+
+#: Kernel settings of a hardened host. Inside a container only the ``net.*`` ones
+#: (its own network namespace) are applied: the rest belong to the host's kernel.
+KERNEL_SETTINGS: dict[str, int] = {
+    "net.ipv4.conf.all.rp_filter": 1,
+    "net.ipv4.conf.default.rp_filter": 1,
+    "net.ipv4.conf.all.accept_redirects": 0,
+    "net.ipv4.conf.default.accept_redirects": 0,
+    "net.ipv4.conf.all.secure_redirects": 0,
+    "net.ipv4.conf.default.secure_redirects": 0,
+    "net.ipv6.conf.all.accept_redirects": 0,
+    "net.ipv6.conf.default.accept_redirects": 0,
+    "net.ipv4.conf.all.send_redirects": 0,
+    "net.ipv4.conf.default.send_redirects": 0,
+    "net.ipv4.conf.all.accept_source_route": 0,
+    "net.ipv4.conf.default.accept_source_route": 0,
+    "net.ipv6.conf.all.accept_source_route": 0,
+    "net.ipv4.conf.all.log_martians": 1,
+    "net.ipv4.icmp_echo_ignore_broadcasts": 1,
+    "net.ipv4.tcp_syncookies": 1,
+    "kernel.kptr_restrict": 2,
+    "kernel.dmesg_restrict": 1,
+    "kernel.yama.ptrace_scope": 1,
+    "kernel.unprivileged_bpf_disabled": 1,
+    "fs.protected_hardlinks": 1,
+    "fs.protected_symlinks": 1,
+    "fs.protected_fifos": 2,
+    "fs.protected_regular": 2,
+    "fs.suid_dumpable": 0,
+}
 
 
 class HostLayout(BaseModel):
@@ -23,8 +54,10 @@ class HostLayout(BaseModel):
     ca_cert: str = "/etc/backend-chat/ca.crt"
     #: the tls role's staged certificate and key (nginx, Redis, PostgreSQL copy from here)
     tls_dir: str = "/etc/backend-chat/tls"
+    tls_cert: str = "/etc/backend-chat/tls/server.crt"
     tls_key: str = "/etc/backend-chat/tls/server.key"
-    #: what was deployed, by whom, from which profile (the record role writes it)
+    #: what was deployed, by whom, from which profile (the record role writes it;
+    #: its schema is ``selfhost.record_schema.DeploymentRecord``)
     deployment_record: str = "/etc/backend-chat/deployment.json"
 
     # -- the app
@@ -32,6 +65,9 @@ class HostLayout(BaseModel):
     app_unit: str = "backend-chat.service"
     app_base_dir: str = "/opt/backend-chat"
     app_env_file: str = "/etc/backend-chat/app.env"
+    #: the app's own /etc/hosts and /etc/resolv.conf, bound over the host's in its unit
+    app_hosts_file: str = "/opt/backend-chat/hosts"
+    app_resolv_file: str = "/opt/backend-chat/resolv.conf"
 
     # -- backups
     backup_key: str = "/etc/backend-chat/backup.key"
@@ -41,13 +77,20 @@ class HostLayout(BaseModel):
 
     # -- nginx
     nginx_tls_dir: str = "/etc/nginx/tls"
+    nginx_tls_cert: str = "/etc/nginx/tls/server.crt"
     nginx_tls_key: str = "/etc/nginx/tls/server.key"
     nginx_site_file: str = "/etc/nginx/conf.d/backend-chat.conf"
+    #: ACME: certbot's live certificates, one directory per domain (the tls role has
+    #: them made, nginx serves them)
+    acme_live_dir: str = "/etc/letsencrypt/live"
 
     # -- Redis
     redis_config: str = "/etc/redis/redis.conf"
     redis_tls_dir: str = "/etc/redis/tls"
+    redis_tls_cert: str = "/etc/redis/tls/server.crt"
     redis_tls_key: str = "/etc/redis/tls/server.key"
+    #: Redis's own copy of the internal CA certificate
+    redis_tls_ca: str = "/etc/redis/tls/ca.crt"
     redis_unit: str = "redis-server.service"
 
     # -- egress: the proxy and the firewall
@@ -59,6 +102,8 @@ class HostLayout(BaseModel):
 
     # -- the base system
     sysctl_file: str = "/etc/sysctl.d/60-backend-chat.conf"
+    #: what the common role writes to ``sysctl_file`` and verify reads back
+    kernel_settings: dict[str, int] = Field(default_factory=lambda: dict(KERNEL_SETTINGS))
 
 
 #: the layout every Plan carries

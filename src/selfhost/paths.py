@@ -12,6 +12,8 @@ PACKAGE_DIR = Path(__file__).resolve().parent
 ANSIBLE_DIR = (PACKAGE_DIR / "ansible").resolve()
 PROFILES_DIR = (PACKAGE_DIR / "profiles").resolve()
 DATA_DIR = PACKAGE_DIR / "data"
+#: the preset `selfhost demo` deploys unless told another
+DEFAULT_PRESET = "air-gapped"
 
 
 def preset_path(name: str) -> Path:

@@ -50,6 +50,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
 from selfhost import inputs
+from selfhost.envvars import KEY_FILE_ENV, PASSPHRASE_ENV
 from selfhost.errors import InvalidInput, SecretsError
 
 MAGIC = b"SHSECRET"
@@ -69,9 +70,6 @@ _MAX_LOG2_N, _MAX_R, _MAX_P = SCRYPT_LOG2_N, SCRYPT_R, SCRYPT_P
 _MAX_FILE_BYTES = 1_000_000
 #: a new passphrase must have at least this many characters
 MIN_PASSPHRASE = 12
-
-PASSPHRASE_ENV = "SELFHOST_PASSPHRASE"  # noqa: S105 - a variable name, not a value
-KEY_FILE_ENV = "SELFHOST_KEY_FILE"
 
 AI_KEY_NAMES = ("openai_api_key", "anthropic_api_key")
 

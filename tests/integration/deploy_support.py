@@ -21,7 +21,6 @@ from process_secrets import environ_hits, leftover_hits
 
 from selfhost import sandbox as sandbox_mod
 from selfhost.deploy import DeployOptions, DeployResult, deploy
-from selfhost.deploy.demo import address_sets
 from selfhost.deploy.progress import PlainReporter
 from selfhost.deploy.record import state_dir
 from selfhost.deploy.redact import Hit, Redactor, scan
@@ -33,6 +32,7 @@ from selfhost.pki import issue
 from selfhost.plan import Plan, plan
 from selfhost.profile_io import load_profile
 from selfhost.secrets import load_secrets
+from selfhost.workflows.demo import address_sets
 
 PRESETS = ("air-gapped", "eu-anthropic", "us-openai", "external-db", "split")
 RELEASES = ("bookworm", "trixie")

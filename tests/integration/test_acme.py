@@ -33,12 +33,12 @@ from ruamel.yaml import YAML
 
 from conftest import SandboxFactory
 from selfhost import pki
-from selfhost.deploy.inventory import read_hosts
 from selfhost.models import Profile
 from selfhost.paths import ANSIBLE_DIR, preset_path
 from selfhost.plan import Plan, plan
 from selfhost.profile_io import load_profile
 from selfhost.sandbox import Sandbox
+from selfhost.targets.inventory import read_hosts
 
 PEBBLE_PORT = 14000
 PEBBLE_MANAGEMENT_PORT = 15000

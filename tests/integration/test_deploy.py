@@ -42,12 +42,14 @@ from deploy_support import (
     sandbox_name,
     ssh,
 )
+from pydantic import ValidationError
 
 from conftest import SandboxFactory
 from selfhost import sandbox as sandbox_mod
 from selfhost.cli.app import main
 from selfhost.deploy.record import read as read_record
 from selfhost.deploy.record import record_path
+from selfhost.record_schema import DeploymentRecord
 
 pytestmark = pytest.mark.slow
 
@@ -172,17 +174,40 @@ def test_record_on_every_host_matches_the_plan(deployed: Deployed,
     fingerprints = {}
     for host in deployment.plan.hosts:
         done = ssh(deployment.box, guest_for(deployment, host.name), "cat",
-                   "/etc/backend-chat/deployment.json")
+                   deployment.plan.layout.deployment_record)
         fingerprints[host.name] = json.loads(done.stdout)["profile_fingerprint"] \
             if done.returncode == 0 else done.stderr
     assert fingerprints == dict.fromkeys(fingerprints, deployment.plan.profile_fingerprint)
 
 
 @pytest.mark.parametrize("case", CASES, ids=_ids)
+def test_record_on_every_host_follows_the_shared_schema(deployed: Deployed,
+                                                        case: tuple[str, str]) -> None:
+    # The record role renders exactly the schema the controller's copy follows.
+    deployment = deployed(*case)
+    deployment.require()
+    seen = {}
+    for host in deployment.plan.hosts:
+        done = ssh(deployment.box, guest_for(deployment, host.name), "cat",
+                   deployment.plan.layout.deployment_record)
+        try:
+            rec = DeploymentRecord.model_validate_json(done.stdout)
+        except ValidationError as exc:
+            seen[host.name] = f"{done.stderr}{exc}"
+            continue
+        seen[host.name] = (rec.host, rec.components, [h.name for h in rec.hosts])
+    assert seen == {h.name: (h.name, list(h.components), [g.name for g in deployment.plan.hosts])
+                    for h in deployment.plan.hosts}
+
+
+@pytest.mark.parametrize("case", CASES, ids=_ids)
 def test_record_beside_the_profile(deployed: Deployed, case: tuple[str, str]) -> None:
     deployment = deployed(*case)
-    rec = read_record(record_path(deployment.profile_path, deployment.plan.customer.id))
+    path = record_path(deployment.profile_path, deployment.plan.customer.id)
+    rec = read_record(path)
     assert getattr(rec, "profile_fingerprint", None) == deployment.plan.profile_fingerprint
+    # The controller's copy on disk follows the hosts' schema as it is.
+    assert DeploymentRecord.model_validate_json(path.read_text()).host is None
 
 
 @pytest.mark.parametrize("case", [c for c in CASES if c[1] in ("air-gapped", "split")],

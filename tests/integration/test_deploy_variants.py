@@ -37,12 +37,12 @@ from ruamel.yaml import YAML
 from conftest import SandboxFactory
 from selfhost.cli.app import main
 from selfhost.deploy import DeployOptions, DeployResult, deploy
-from selfhost.deploy.demo import address_sets
-from selfhost.deploy.inventory import read_hosts
 from selfhost.deploy.redact import Redactor, scan
 from selfhost.init import InitRequest, run_init
 from selfhost.sandbox import Sandbox
+from selfhost.targets.inventory import read_hosts
 from selfhost.verify import VerifyResult, verify
+from selfhost.workflows.demo import address_sets
 
 pytestmark = pytest.mark.slow
 

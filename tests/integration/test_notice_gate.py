@@ -25,7 +25,6 @@ from ruamel.yaml import YAML
 from conftest import SandboxFactory
 from selfhost.cli.app import main
 from selfhost.deploy import DeployOptions, DeployResult, deploy
-from selfhost.deploy.demo import address_sets
 from selfhost.errors import Aborted
 from selfhost.init import InitRequest, run_init
 from selfhost.plan import APP_ENV_FILE
@@ -33,6 +32,7 @@ from selfhost.sandbox import Sandbox
 from selfhost.subprocessors.notices import record_notice
 from selfhost.subprocessors.publishing import publish
 from selfhost.subprocessors.signing import generate_keys
+from selfhost.workflows.demo import address_sets
 
 pytestmark = pytest.mark.slow
 

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from selfhost.answers import parse_set
 from selfhost.cli.app import main
 from selfhost.errors import InvalidInput
-from selfhost.init import parse_set
 from selfhost.paths import PROFILES_DIR
 from selfhost.plan import plan
 from selfhost.profile_io import load_profile

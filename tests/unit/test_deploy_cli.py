@@ -116,7 +116,7 @@ def test_demo_rejects_an_unknown_release() -> None:
 
 
 def test_demo_puts_the_presets_hosts_on_the_guests_in_plan_order() -> None:
-    from selfhost.deploy.demo import address_sets
+    from selfhost.workflows.demo import address_sets
 
     assert address_sets("split", ["10.0.0.2", "10.0.0.3", "10.0.0.4", "10.0.0.5"]) == (
         "hosts.ssh_user=root", "hosts.app.0.address=10.0.0.2", "hosts.app.1.address=10.0.0.3",

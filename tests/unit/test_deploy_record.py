@@ -2,20 +2,28 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import Any
 
+import jinja2
 import pytest
+from ansible.plugins.filter.core import FilterModule
+from ruamel.yaml import YAML
 
 from selfhost.deploy import record
 from selfhost.deploy.delta import compare
 from selfhost.errors import InvalidInput
-from selfhost.paths import preset_path
+from selfhost.paths import ANSIBLE_DIR, preset_path
 from selfhost.plan import Plan, plan
 from selfhost.profile_io import load_profile
+from selfhost.record_schema import UNDIGESTED, DeploymentRecord, content_digest
 from selfhost.subprocessors.document import build_document
 
 ON = date(2026, 1, 15)
+RECORD_ROLE = ANSIBLE_DIR / "roles" / "record"
 
 
 def _plan(name: str) -> Plan:
@@ -39,7 +47,9 @@ def test_record_holds_fingerprint_components_allowlist_and_parties() -> None:
     rec = record.from_plan(p, "1.2.3")
     assert (rec.profile_fingerprint, rec.hosts[0].components, rec.egress_allowlist,
             rec.third_party_ids()) == (p.profile_fingerprint, list(p.hosts[0].components),
-                                       p.egress_allowlist, ["openai", "sendgrid", "sentry"])
+                                       [".ingest.us.sentry.io:443", "api.openai.com:443",
+                                        "smtp.sendgrid.net:587"],
+                                       ["openai", "sendgrid", "sentry"])
 
 
 def test_missing_record_means_first_deployment(tmp_path: Path) -> None:
@@ -107,3 +117,77 @@ def test_hosts_dropped_from_the_profile_are_named_with_what_they_run() -> None:
 
 def test_components_gained_are_not_left_behind() -> None:
     assert _left_behind("external-db", "air-gapped") == []
+
+
+# -- one schema for the controller's copy and the hosts' ----------------------------
+
+def test_controller_record_on_disk_validates_against_the_shared_schema(tmp_path: Path) -> None:
+    p = _plan("split")
+    path = tmp_path / "deployment.json"
+    record.write(path, record.from_plan(p, "1.2.3", datetime(2026, 1, 1, tzinfo=UTC)))
+    on_disk = DeploymentRecord.model_validate(json.loads(path.read_text()))
+    assert (on_disk.host, on_disk.components, [h.name for h in on_disk.hosts],
+            on_disk.deployed_at) == (None, [], ["app1", "app2", "db1", "cache1"],
+                                     "2026-01-01T00:00:00Z")
+
+
+def test_record_digest_covers_the_content_not_the_time() -> None:
+    p = _plan("us-openai")
+    first = record.from_plan(p, "1.2.3", datetime(2026, 1, 1, tzinfo=UTC))
+    later = record.from_plan(p, "1.2.3", datetime(2026, 2, 1, tzinfo=UTC))
+    other = record.from_plan(p, "1.2.4", datetime(2026, 1, 1, tzinfo=UTC))
+    assert (first.content_digest == later.content_digest,
+            first.content_digest == other.content_digest) == (True, False)
+
+
+def test_a_field_outside_the_schema_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "deployment.json"
+    record.write(path, record.from_plan(_plan("us-openai"), "1.2.3"))
+    data = json.loads(path.read_text())
+    path.write_text(json.dumps({**data, "note": "hand-edited"}))
+    with pytest.raises(InvalidInput, match="is not a deployment record"):
+        record.read(path)
+
+
+def test_a_record_of_the_first_format_is_still_read(tmp_path: Path) -> None:
+    # What selfhost wrote beside the profile before the copies shared a schema.
+    path = tmp_path / "deployment.json"
+    path.write_text(json.dumps({
+        "schema_version": 1, "customer_id": "acme", "profile_fingerprint": "sha256:ab",
+        "tool_version": "0.0.9", "time": "2026-01-01T10:00:00+00:00",
+        "hosts": [{"name": "app1", "address": "192.0.2.11", "components": ["app"]},
+                  {"name": "db1", "address": "192.0.2.21", "components": ["postgresql"]}],
+        "egress_allowlist": [{"host": "api.openai.com", "port": 443}],
+        "third_parties": [{"id": "openai", "category": "ai", "purpose": "AI", "data": [],
+                           "wired_by": []}]}))
+    rec = record.read(path)
+    assert rec is not None
+    assert (rec.topology, rec.egress_allowlist, rec.third_party_ids(), rec.deployed_at,
+            [h.name for h in rec.hosts]) == (
+        "split", ["api.openai.com:443"], ["openai"], "2026-01-01T10:00:00Z", ["app1", "db1"])
+
+
+def _render_host_record(the_plan: Plan, host: str) -> str:
+    env = jinja2.Environment(undefined=jinja2.StrictUndefined, autoescape=False)
+    env.filters.update(FilterModule().filters())
+    defaults = YAML(typ="safe").load((RECORD_ROLE / "defaults" / "main.yml").read_text())
+    return env.from_string((RECORD_ROLE / "templates" / "record.json.j2").read_text()).render(
+        selfhost_plan=json.loads(the_plan.to_json()), inventory_hostname=host,
+        selfhost_tool_version="1.2.3", record_format=defaults["record_format"]).strip()
+
+
+@pytest.mark.parametrize(("preset", "host"), [("split", "app1"), ("split", "db1"),
+                                              ("air-gapped", "chat1")])
+def test_record_template_renders_exactly_the_schema(preset: str, host: str) -> None:
+    # The record role adds the digest and the time to what the template renders.
+    body: dict[str, Any] = json.loads(_render_host_record(_plan(preset), host))
+    rec = DeploymentRecord.model_validate(
+        {**body, "content_digest": "sha256:" + "0" * 64, "deployed_at": "2026-01-01T00:00:00Z"})
+    assert (set(body) | set(UNDIGESTED), rec.host) == (set(DeploymentRecord.model_fields), host)
+
+
+def test_controller_digests_the_content_as_the_record_role_does() -> None:
+    # The role's digest is the sha256 of the template's text (Ansible's to_json).
+    text = _render_host_record(_plan("us-openai"), "chat1")
+    assert content_digest(json.loads(text)) == (
+        "sha256:" + hashlib.sha256(text.encode()).hexdigest())

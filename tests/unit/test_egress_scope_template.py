@@ -34,6 +34,7 @@ def _render(scope: str) -> str:
         egress_plan_host=the_plan["hosts"][0], inventory_hostname=the_plan["hosts"][0]["name"],
         egress_proxy_port=3128, egress_nft_table="backend_chat", egress_ssh_port=22,
         egress_log_rate="10/second", egress_direct=[],
+        egress_app_user=the_plan["layout"]["app_user"],
         ansible_facts={"selfhost_egress_host": HOST_FACTS})
 
 

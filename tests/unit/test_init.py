@@ -10,9 +10,10 @@ import pytest
 from click.testing import CliRunner, Result
 
 from selfhost import secrets
+from selfhost.answers import parse_set
 from selfhost.cli import main
 from selfhost.errors import InvalidInput
-from selfhost.init import InitRequest, collect, parse_set
+from selfhost.init import InitRequest, collect
 from selfhost.profile_io import load_profile
 
 OPENAI_KEY = "sk-test-0000-never-printed"

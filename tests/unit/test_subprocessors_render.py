@@ -25,7 +25,8 @@ from selfhost.subprocessors.document import (
     SubprocessorList,
     build_document,
 )
-from selfhost.subprocessors.render import FORMATS, render, render_profile, today
+from selfhost.subprocessors.files import FORMATS
+from selfhost.subprocessors.render import render, render_profile, today
 from selfhost.subprocessors.schema import json_schema
 
 DAY = date(2026, 11, 27)

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from ruamel.yaml import YAML
 
-from selfhost.paths import ANSIBLE_DIR, preset_path
+from selfhost.paths import preset_path
 from selfhost.plan import Endpoint, Plan, plan
 from selfhost.profile_io import load_profile
 from selfhost.verify.components import generate, host_spec
@@ -141,10 +140,10 @@ def test_env_check_reveals_no_secret_values(preset: str) -> None:
     assert not secret_keys & set(check.params.values)
 
 
-def test_sysctl_expectations_are_the_common_roles() -> None:
-    defaults = YAML(typ="safe").load(
-        (ANSIBLE_DIR / "roles" / "common" / "defaults" / "main.yml").read_text())
-    assert {k: str(v) for k, v in defaults["common_sysctl"].items()} == SYSCTL_HARDENING
+def test_sysctl_expectations_are_the_layouts() -> None:
+    # The common role writes the Plan's layout.kernel_settings (site.yml hands them over).
+    assert {k: str(v) for k, v in _plan("us-openai").layout.kernel_settings.items()} == (
+        SYSCTL_HARDENING)
 
 
 @pytest.mark.parametrize(("preset", "host", "sections"), [

@@ -1,4 +1,8 @@
-"""The ``selfhost`` command group and the one place errors become exit codes."""
+"""The ``selfhost`` command group and the one place errors become exit codes.
+
+The command modules import their services inside the commands, so ``--help``
+and option errors never pay for pydantic, Ansible, cryptography or rich.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,6 @@ from typing import Any
 
 import click
 
-from selfhost import __version__
 from selfhost.cli.commands import ALL
 from selfhost.errors import ExitCode, SelfhostError
 
@@ -27,8 +30,18 @@ class _Main(click.Group):
             ctx.exit(int(ExitCode.INTERRUPTED))
 
 
+def _version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    if not value or ctx.resilient_parsing:
+        return
+    from selfhost import __version__
+
+    click.echo(f"selfhost, version {__version__}")
+    ctx.exit()
+
+
 @click.group(cls=_Main, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, prog_name="selfhost")
+@click.option("--version", is_flag=True, expose_value=False, is_eager=True,
+              callback=_version, help="Show the version and exit.")
 def main() -> None:
     """Deploy backend.chat on your own Debian hosts, and prove which third
     parties receive personal data.

@@ -4,25 +4,25 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
-from rich.console import Console
 
-from selfhost import sandbox, secrets
-from selfhost.deploy import DeployOptions
-from selfhost.deploy import deploy as run_deploy
-from selfhost.deploy.demo import DEFAULT_PRESET, run_demo
 from selfhost.deploy.engine import ENGINE_ENV, ENGINES
-from selfhost.deploy.progress import Reporter, reporter_for, summary_table
-from selfhost.deploy.redact import Redactor
-from selfhost.deploy.service import Confirm, DeployResult
+from selfhost.envvars import KEY_FILE_ENV, SIGN_KEY_ENV
 from selfhost.errors import ChecksFailed
-from selfhost.paths import preset_names
-from selfhost.secrets import KEY_FILE_ENV
-from selfhost.verify import summary as verify_summary
+from selfhost.paths import DEFAULT_PRESET, preset_names
+from selfhost.sandbox.rootfs import DEFAULT_RELEASE, RELEASES
+
+if TYPE_CHECKING:
+    from selfhost.deploy.progress import Reporter
+    from selfhost.deploy.redact import Redactor
+    from selfhost.deploy.service import Confirm, DeployResult
 
 
 def _reporter(redactor: Redactor) -> Reporter:
+    from selfhost.deploy.progress import reporter_for
+
     return reporter_for(sys.stdout, redactor)
 
 
@@ -36,6 +36,10 @@ def _confirm() -> Confirm | None:
 
 
 def _summary(result: DeployResult) -> None:
+    from rich.console import Console
+
+    from selfhost.deploy.progress import summary_table
+
     Console(file=sys.stdout, force_terminal=sys.stdout.isatty()).print(
         summary_table(result.stats, result.seconds, check=result.check))
     if result.record_path is not None:
@@ -63,7 +67,7 @@ _ENGINE = click.option(
               help="Deploy a subprocessor change before its notice is effective; the "
               "reason is recorded, signed, in the subprocessor archive.")
 @click.option("--sign-key", type=click.Path(path_type=Path, dir_okay=False),
-              envvar="SELFHOST_SIGN_KEY", default=None,
+              envvar=SIGN_KEY_ENV, default=None,
               help="With --override-notice: the key that signs the archive entry.")
 @_ENGINE
 @click.option("--key-file", type=click.Path(path_type=Path, dir_okay=False),
@@ -73,6 +77,10 @@ def deploy(*, profile: Path, inventory: Path | None, sandbox_name: str | None, c
            limit: str | None, yes: bool, override_notice: str | None, sign_key: Path | None,
            engine: str | None, key_file: Path | None) -> None:
     """Deploy a profile onto its hosts (exit 4 names the failed host and task)."""
+    from selfhost import secrets
+    from selfhost.deploy import DeployOptions
+    from selfhost.deploy import deploy as run_deploy
+
     passphrase = None
     if (key_file is None and secrets.passphrase_from_env() is None and sys.stdin.isatty()
             and secrets.locked_with(profile) == "passphrase"):
@@ -89,13 +97,16 @@ def deploy(*, profile: Path, inventory: Path | None, sandbox_name: str | None, c
 @click.command()
 @click.option("--preset", type=click.Choice(preset_names()), default=DEFAULT_PRESET,
               show_default=True, help="The preset to deploy.")
-@click.option("--release", type=click.Choice(sandbox.RELEASES), default=sandbox.DEFAULT_RELEASE,
+@click.option("--release", type=click.Choice(RELEASES), default=DEFAULT_RELEASE,
               show_default=True, help="Debian release of the sandbox guests.")
 @click.option("--workdir", type=click.Path(path_type=Path, file_okay=False),
               default=Path("selfhost-demo"), show_default=True,
               help="Where the profile, secrets, passphrase and lists are written.")
 def demo(*, preset: str, release: str, workdir: Path) -> None:
     """Sandbox hosts, a preset's profile, its deployment and its subprocessor list."""
+    from selfhost.verify import summary as verify_summary
+    from selfhost.workflows.demo import run_demo
+
     result = run_demo(preset, release, workdir, reporter=_reporter, say=click.echo)
     _summary(result.deployment)
     click.echo(f"\nProfile:            {result.profile_path}")

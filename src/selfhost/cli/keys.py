@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from selfhost.subprocessors.signing import PRIVATE_KEY_FILE, PUBLIC_KEY_FILE, generate_keys
+from selfhost.subprocessors.files import PRIVATE_KEY_FILE, PUBLIC_KEY_FILE
 
 
 @click.group()
@@ -25,6 +25,8 @@ def keys() -> None:
 def generate(output_dir: Path, private_key: Path | None, public_key: Path | None,
              force: bool) -> None:
     """Create an Ed25519 key pair (PEM)."""
+    from selfhost.subprocessors.signing import generate_keys
+
     pair = generate_keys(private_key or output_dir / PRIVATE_KEY_FILE,
                          public_key or output_dir / PUBLIC_KEY_FILE, force=force)
     click.echo(f"private key: {pair.private_key} (keep it secret)")

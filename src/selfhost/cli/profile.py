@@ -4,17 +4,15 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from selfhost import secrets
+from selfhost.envvars import KEY_FILE_ENV
 from selfhost.errors import ValidationFailed
-from selfhost.init import InitRequest, run_init
-from selfhost.plan import plan as make_plan
-from selfhost.plan_text import render_plan, validity_line
-from selfhost.profile_io import check_profile, load_profile
-from selfhost.questions import Question
+
+if TYPE_CHECKING:
+    from selfhost.questions import Question
 
 _PROFILE = click.argument("profile", type=click.Path(path_type=Path, dir_okay=False))
 
@@ -63,7 +61,7 @@ def _ask_passphrase(new: bool) -> str:
 @click.option("--force", is_flag=True,
               help="Overwrite an existing profile; its stored secrets are kept.")
 @click.option("--key-file", type=click.Path(path_type=Path, dir_okay=False),
-              envvar=secrets.KEY_FILE_ENV,
+              envvar=KEY_FILE_ENV,
               help="Encrypt the secrets with this key file instead of a passphrase "
               "(SELFHOST_PASSPHRASE).")
 def init(*, preset: str | None, answers_file: Path | None, sets: tuple[str, ...],
@@ -74,6 +72,8 @@ def init(*, preset: str | None, answers_file: Path | None, sets: tuple[str, ...]
     Third-party keys come from SELFHOST_<NAME> variables (e.g.
     SELFHOST_OPENAI_API_KEY) or a hidden prompt; all other secrets are generated.
     """
+    from selfhost.init import InitRequest, run_init
+
     if interactive is None:
         interactive = sys.stdin.isatty()
     request = InitRequest(output=output, preset=preset, answers_file=answers_file, sets=sets,
@@ -97,6 +97,10 @@ def validate(profile: Path) -> None:
     Exit 0 when valid (warnings, such as a certificate expiring within 30 days,
     are printed); exit 2 with one FILE:LINE: field: message line per problem.
     """
+    from selfhost.plan import plan as make_plan
+    from selfhost.plan_text import validity_line
+    from selfhost.profile_io import check_profile
+
     check = check_profile(profile)
     for warning in check.warnings:
         click.echo(warning.render(), err=True)
@@ -110,5 +114,9 @@ def validate(profile: Path) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the Plan as stable JSON.")
 def plan(profile: Path, as_json: bool) -> None:
     """Show what a profile would deploy and which third parties receive data."""
+    from selfhost.plan import plan as make_plan
+    from selfhost.plan_text import render_plan
+    from selfhost.profile_io import load_profile
+
     result = make_plan(load_profile(profile))
     click.echo(result.to_json() if as_json else render_plan(result), nl=False)

@@ -7,7 +7,6 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import click
-from rich.console import Console
 
 from selfhost import sandbox as sb
 from selfhost.errors import InvalidInput
@@ -17,6 +16,8 @@ from selfhost.errors import InvalidInput
 def _progress() -> Iterator[Callable[[str], None]]:
     """A live status line on a terminal, plain lines otherwise (CI logs)."""
     if sys.stdout.isatty():
+        from rich.console import Console
+
         console = Console()
         with console.status("starting") as status:
 

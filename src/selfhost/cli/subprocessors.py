@@ -8,22 +8,15 @@ from pathlib import Path
 import click
 
 from selfhost import i18n
+from selfhost.envvars import SIGN_KEY_ENV
 from selfhost.errors import ExitCode, InvalidInput
 from selfhost.paths import PROFILES_DIR, preset_names
-from selfhost.plan import plan
-from selfhost.subprocessors import archive, feeds, notices, publishing
-from selfhost.subprocessors.batch import run_batch
-from selfhost.subprocessors.diff import diff_files
-from selfhost.subprocessors.document import dump_json
-from selfhost.subprocessors.prospect import prospect_profile
-from selfhost.subprocessors.render import FORMATS, Format, render_profile, today, write_annex
-from selfhost.subprocessors.signing import check_signature, load_public_key
-from selfhost.verify.reconcile import reconcile_evidence
+from selfhost.subprocessors.files import FORMATS, Format
 
 _DATE = click.DateTime(formats=["%Y-%m-%d"])
 _FILE = click.Path(path_type=Path, dir_okay=False)
 _SIGN_KEY = click.option(
-    "--sign-key", type=_FILE, required=True, envvar="SELFHOST_SIGN_KEY",
+    "--sign-key", type=_FILE, required=True, envvar=SIGN_KEY_ENV,
     help="Ed25519 private key (selfhost keys generate) that signs the archive entry "
     "(or SELFHOST_SIGN_KEY).")
 _OVERLAY = click.option(
@@ -37,7 +30,15 @@ _LANG = click.option(
 
 
 def _day(value: datetime | None) -> date:
+    from selfhost.subprocessors.render import today
+
     return value.date() if value is not None else today()
+
+
+def _dump_json(value: object) -> str:
+    from selfhost.subprocessors.document import dump_json
+
+    return dump_json(value)
 
 
 @click.group(short_help="The GDPR Art. 28 subprocessor list: render, archive, notices, "
@@ -75,6 +76,11 @@ def render(*, profile: Path, fmt: Format, output: Path | None, on: datetime | No
            catalog_overlay: Path | None, prospect: bool, preset: str | None,
            lang: str) -> None:
     """List exactly the third parties PROFILE's deployment sends personal data to."""
+    from selfhost.plan import plan
+    from selfhost.subprocessors.prospect import prospect_profile
+    from selfhost.subprocessors.render import render_profile
+    from selfhost.verify.reconcile import reconcile_evidence
+
     language = i18n.check(lang)
     if preset is not None and not prospect:
         raise InvalidInput("--preset needs --prospect")
@@ -113,6 +119,8 @@ def diff(ctx: click.Context, *, old: Path, new: Path, notice_date: datetime | No
 
     Exit 0 when no subprocessor changed, 1 when one did.
     """
+    from selfhost.subprocessors.diff import diff_files
+
     language = i18n.check(lang)
     notice = diff_files(old, new, _day(notice_date))
     click.echo(notice.to_json() if fmt == "json" else notice.to_markdown(language), nl=False)
@@ -136,6 +144,8 @@ def batch(ctx: click.Context, *, prospects: Path, output_dir: Path, formats: tup
           on: datetime | None, profiles_dir: Path, lang: str) -> None:
     """One list per prospect in PROSPECTS (CSV or YAML: a preset column plus
     dotted profile keys). Exit 2 if any row failed; the others are still written."""
+    from selfhost.subprocessors.batch import run_batch
+
     language = i18n.check(lang)
     result = run_batch(prospects, output_dir, formats=formats or FORMATS, on=_day(on),
                        profiles_dir=profiles_dir, lang=language)
@@ -157,6 +167,8 @@ def batch(ctx: click.Context, *, prospects: Path, output_dir: Path, formats: tup
               "exists, else the signature embedded in the JSON).")
 def check_signature_command(file: Path, public_key: Path, signature: Path | None) -> None:
     """Exit 0 when FILE is exactly what was signed, 1 when any byte changed."""
+    from selfhost.subprocessors.signing import check_signature
+
     verified = check_signature(file, public_key, signature)
     click.echo(f"{file}: signature valid ({verified.form}, key {verified.key_id})")
 
@@ -175,11 +187,13 @@ def publish(profile: Path, sign_key: Path, on: datetime | None,
     A list that says the same as the last published one adds nothing. The Atom
     feed and JSON Feed beside the archive are written again after each change.
     """
+    from selfhost.subprocessors import archive, publishing
+
     result = publishing.publish(profile, sign_key, on=_day(on),
                                 catalog_overlay=catalog_overlay)
     entry = result.entry
     if as_json:
-        click.echo(dump_json({
+        click.echo(_dump_json({
             "archive": str(result.archive), "added": entry is not None,
             "seq": entry.seq if entry else None,
             "hash": archive.entry_hash(entry.line()) if entry else None,
@@ -200,10 +214,12 @@ def publish(profile: Path, sign_key: Path, on: datetime | None,
 @_JSON
 def history(profile: Path, as_json: bool) -> None:
     """The archive's entries: date, kind and what changed, oldest first."""
+    from selfhost.subprocessors import publishing
+
     path = publishing.profile_archive(profile)
     items = publishing.history(path, publishing.require_archive(path))
     if as_json:
-        click.echo(dump_json([i.model_dump(mode="json") for i in items]), nl=False)
+        click.echo(_dump_json([i.model_dump(mode="json") for i in items]), nl=False)
         return
     for item in items:
         when = item.date or item.recorded_at.date()
@@ -221,6 +237,9 @@ def history(profile: Path, as_json: bool) -> None:
 def archive_check(ctx: click.Context, profile: Path, public_key: Path,
                   as_json: bool) -> None:
     """Check every entry's hash link and signature; exit 1 naming the first bad one."""
+    from selfhost.subprocessors import archive, publishing
+    from selfhost.subprocessors.signing import load_public_key
+
     path = publishing.profile_archive(profile)
     lines = archive.read_lines(path)
     entries, problem = archive.check_lines(lines, load_public_key(public_key))
@@ -228,7 +247,7 @@ def archive_check(ctx: click.Context, profile: Path, public_key: Path,
         problem = archive.Problem(line=0, seq=None, why="the archive is empty or missing "
                                   "(publish a list first)")
     if as_json:
-        click.echo(dump_json({
+        click.echo(_dump_json({
             "archive": str(path), "ok": problem is None, "entries": len(lines),
             "checked": len(entries),
             "first_bad": None if problem is None else {
@@ -249,6 +268,8 @@ def archive_check(ctx: click.Context, profile: Path, public_key: Path,
               show_default=True, help="Atom (RFC 4287) or JSON Feed 1.1.")
 def feed(profile: Path, fmt: str) -> None:
     """Print the feed of the archive's published changes and notices."""
+    from selfhost.subprocessors import feeds, publishing
+
     path = publishing.profile_archive(profile)
     the_feed = publishing.feed(path, publishing.require_archive(path))
     click.echo(feeds.atom(the_feed) if fmt == "atom" else feeds.json_feed(the_feed),
@@ -271,12 +292,14 @@ def notice(*, profile: Path, on: datetime | None, sign_key: Path, catalog_overla
     the notice document (md, html) is written beside the archive. Deploys that
     add a subprocessor or change what one processes wait for it.
     """
+    from selfhost.subprocessors import notices
+
     language = i18n.check(lang)
     result = notices.record_notice(profile, sign_key, on=_day(on),
                                    catalog_overlay=catalog_overlay, lang=language)
     n = result.notice
     if as_json:
-        click.echo(dump_json({
+        click.echo(_dump_json({
             "archive": str(result.archive), "added": result.added, "seq": result.seq,
             "changes": n.has_changes, "notice_date": n.notice_date.isoformat(),
             "effective_date": n.effective_date.isoformat(),
@@ -308,6 +331,8 @@ def notice(*, profile: Path, on: datetime | None, sign_key: Path, catalog_overla
 def annex(*, profile: Path, fmt: str, output: Path | None, on: datetime | None,
           catalog_overlay: Path | None, lang: str) -> None:
     """"Annex III — List of sub-processors" for the DPA, or its DPV JSON-LD export."""
+    from selfhost.subprocessors.render import write_annex
+
     content = write_annex(profile, fmt, output, on=_day(on), overlay=catalog_overlay,
                           lang=i18n.check(lang))
     if content is not None:

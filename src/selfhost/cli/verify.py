@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from selfhost.errors import ExitCode
-from selfhost.verify import summary
-from selfhost.verify import verify as run_verify
-from selfhost.verify.contract import AnyCheck, Outcome
+
+if TYPE_CHECKING:
+    from selfhost.verify.contract import AnyCheck, Outcome
 
 _FILE = click.Path(path_type=Path, dir_okay=False)
 
@@ -35,6 +36,9 @@ def verify(ctx: click.Context, *, profile: Path, inventory: Path | None,
     Exit 0 when every check passes, 1 when one fails (each failure says what was
     expected, what was found and the fix).
     """
+    from selfhost.verify import summary
+    from selfhost.verify import verify as run_verify
+
     result = run_verify(profile, inventory=inventory, sandbox=sandbox_name, junit=junit,
                         json_path=json_path, on_result=_progress)
     click.echo("", err=True)

@@ -1,52 +1,31 @@
 """The deployment record: what was deployed, kept beside the profile.
 
-Every host gets the same facts in ``/etc/backend-chat/deployment.json`` (written
-by the playbook); the copy here, in the profile's state dir, says what was last
-deployed from this profile. Beside it, ``subprocessors.json`` is the list as
-deployed, which the next ``deploy --check`` compares the new Plan's list with.
+Every host carries a record in ``HostLayout.deployment_record`` (written by the
+playbook's record role); the copy here, in the profile's state dir, says what was
+last deployed from this profile. Both follow one schema,
+``selfhost.record_schema.DeploymentRecord``. Beside it, ``subprocessors.json`` is
+the list as deployed, which the next ``deploy --check`` compares the new Plan's
+list with.
 """
 
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import ValidationError
 
 from selfhost import paths
 from selfhost.atomic import write_atomic
 from selfhost.errors import InvalidInput
-from selfhost.plan import Endpoint, Plan, ThirdParty
+from selfhost.plan import Plan
+from selfhost.record_schema import DeploymentRecord, build
 from selfhost.subprocessors.document import SubprocessorList, from_json
 
 RECORD_NAME = "deployment.json"
 LIST_NAME = "subprocessors.json"
-RECORD_SCHEMA_VERSION = 1
-
-
-class RecordHost(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    name: str
-    address: str
-    components: list[str]
-
-
-class DeploymentRecord(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    schema_version: int = RECORD_SCHEMA_VERSION
-    customer_id: str
-    profile_fingerprint: str
-    tool_version: str
-    hosts: list[RecordHost]
-    egress_allowlist: list[Endpoint]
-    third_parties: list[ThirdParty]
-    time: str
-
-    def third_party_ids(self) -> list[str]:
-        return [t.id for t in self.third_parties]
 
 
 def left_behind(previous: DeploymentRecord | None, plan: Plan) -> list[str]:
@@ -82,16 +61,40 @@ def record_path(profile_path: Path, customer_id: str) -> Path:
 
 
 def from_plan(plan: Plan, tool_version: str, now: datetime | None = None) -> DeploymentRecord:
-    return DeploymentRecord(
-        customer_id=plan.customer.id,
-        profile_fingerprint=plan.profile_fingerprint,
-        tool_version=tool_version,
-        hosts=[RecordHost(name=h.name, address=h.address, components=list(h.components))
-               for h in plan.hosts],
-        egress_allowlist=plan.egress_allowlist,
-        third_parties=plan.third_parties,
-        time=(now or datetime.now(UTC)).isoformat(timespec="seconds"),
-    )
+    """The controller's copy: the deployment as a whole, on no host."""
+    return build({
+        "host": None,
+        "customer_id": plan.customer.id,
+        "profile_fingerprint": plan.profile_fingerprint,
+        "tool_version": tool_version,
+        "topology": plan.topology,
+        "hosts": [{"name": h.name, "address": h.address, "components": list(h.components)}
+                  for h in plan.hosts],
+        "components": [],
+        "egress_allowlist": [str(e) for e in plan.egress_allowlist],
+        "third_parties": [{"id": t.id, "category": t.category} for t in plan.third_parties],
+        "env_keys": [],
+    }, now)
+
+
+def _from_first_format(data: dict[str, Any]) -> DeploymentRecord:
+    """A record as selfhost wrote it before the host and controller copies shared a
+    schema (``schema_version: 1``), read so that an upgrade still knows what it left."""
+    hosts = data["hosts"]
+    return build({
+        "host": None,
+        "customer_id": data["customer_id"],
+        "profile_fingerprint": data["profile_fingerprint"],
+        "tool_version": data["tool_version"],
+        # Only a split deployment has hosts without the app.
+        "topology": "split" if any("app" not in h["components"] for h in hosts) else "all-in-one",
+        "hosts": hosts,
+        "components": [],
+        "egress_allowlist": [f"{e['host']}:{e['port']}" for e in data["egress_allowlist"]],
+        "third_parties": [{"id": t["id"], "category": t["category"]}
+                          for t in data["third_parties"]],
+        "env_keys": [],
+    }, datetime.fromisoformat(data["time"]))
 
 
 def read(path: Path) -> DeploymentRecord | None:
@@ -104,8 +107,11 @@ def read(path: Path) -> DeploymentRecord | None:
         raise InvalidInput(f"cannot read the deployment record {path} "
                            f"({exc.strerror or exc})") from None
     try:
-        return DeploymentRecord.model_validate(json.loads(text))
-    except (ValueError, ValidationError) as exc:
+        data = json.loads(text)
+        if isinstance(data, dict) and data.get("schema_version") == 1:
+            return _from_first_format(data)
+        return DeploymentRecord.model_validate(data)
+    except (ValueError, ValidationError, KeyError, TypeError) as exc:
         raise InvalidInput(f"{path} is not a deployment record ({exc.__class__.__name__}); "
                            "move it away: the next deploy writes a fresh one") from None
 

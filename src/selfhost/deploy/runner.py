@@ -51,8 +51,8 @@ from selfhost.deploy import launcher
 from selfhost.deploy.engine import Engine, ansible_env
 from selfhost.deploy.events import Event, Failure, HostStats, failure, parse
 from selfhost.deploy.redact import Hit, Redactor, scan
+from selfhost.envvars import PASSPHRASE_ENV
 from selfhost.errors import DeployFailed, ExitCode, SelfhostError
-from selfhost.secrets import PASSPHRASE_ENV
 
 RUN_PREFIX = "selfhost-run-"
 RUN_MARK_ENV = "SELFHOST_DEPLOY_RUN"

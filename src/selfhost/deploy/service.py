@@ -1,20 +1,18 @@
 """``deploy()``: the one function behind ``selfhost deploy``.
 
-Profile -> (effective profile, for a sandbox) -> Plan -> secrets and PKI ->
+Profile -> its hosts (:mod:`selfhost.targets`) -> Plan -> secrets and PKI ->
 inventory, extra vars, secret environment -> ansible-runner -> record.
 """
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from selfhost import __version__, inputs, pki
-from selfhost import sandbox as sandbox_mod
-from selfhost.deploy import inventory, record
+from selfhost.deploy import record
 from selfhost.deploy.delta import SubprocessorDelta, compare
 from selfhost.deploy.engine import Engine, choose
 from selfhost.deploy.events import Event, HostStats
@@ -23,7 +21,6 @@ from selfhost.deploy.redact import Redactor
 from selfhost.deploy.runner import RunRequest, raise_for, run_playbook
 from selfhost.deploy.secrets_env import build_env
 from selfhost.errors import Aborted, InvalidInput, PrerequisiteMissing
-from selfhost.models import Profile
 from selfhost.paths import ANSIBLE_DIR
 from selfhost.plan import Plan, plan
 from selfhost.profile_checks import resolve
@@ -32,6 +29,7 @@ from selfhost.secrets import Secrets, load_secrets, passphrase_from_env
 from selfhost.subprocessors import notices
 from selfhost.subprocessors.document import build_document
 from selfhost.subprocessors.render import today
+from selfhost.targets import Target, resolve_target
 
 PLAYBOOK = "site.yml"
 DEFAULT_TIMEOUT = 3600
@@ -82,70 +80,6 @@ class DeployResult:
     @property
     def changed(self) -> int:
         return sum(s.changed for s in self.stats.values())
-
-
-@dataclass(frozen=True)
-class Target:
-    """The profile as deployed (addresses moved onto sandbox guests) and its inventory."""
-
-    profile: Profile
-    plan: Plan
-    inventory: dict[str, Any]
-
-
-#: RFC 5737 documentation networks: the presets' placeholder addresses. No real
-#: host has one, so connecting there would only send traffic somewhere unknown.
-_DOCUMENTATION_NETS = tuple(ipaddress.ip_network(n) for n in (
-    "192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24", "2001:db8::/32"))
-
-
-def _refuse_placeholders(target: Target, source: Path | None) -> Target:
-    names = [h.name for h in target.profile.hosts.app]
-    paths = {h.name: f"hosts.app.{i}.address" for i, h in enumerate(target.profile.hosts.app)}
-    for role in ("database", "cache"):
-        host = getattr(target.profile.hosts, role)
-        if host is not None:
-            paths[host.name] = f"hosts.{role}.address"
-            names.append(host.name)
-    for name in names:
-        address = str(target.inventory["all"]["hosts"][name].get("ansible_host", ""))
-        try:
-            placeholder = any(ipaddress.ip_address(address) in net
-                              for net in _DOCUMENTATION_NETS)
-        except ValueError:
-            continue
-        if placeholder:
-            where = f"{source}: " if source else ""
-            raise InvalidInput(
-                f"{where}{paths[name]}: {address} is a documentation address (RFC 5737), a "
-                f"placeholder of the presets, not host {name}'s real address (set it: "
-                f"`selfhost init --force --set {paths[name]}=ADDRESS`, give --inventory "
-                "FILE, or deploy onto a sandbox with --sandbox NAME)")
-    return target
-
-
-def resolve_target(profile: Profile, options: DeployOptions,
-                   source: Path | None = None) -> Target:
-    """Where the Plan's hosts really are; never a preset's placeholder address.
-    ``source`` is the profile's file, named in errors."""
-    return _refuse_placeholders(_resolve_target(profile, options), source)
-
-
-def _resolve_target(profile: Profile, options: DeployOptions) -> Target:
-    if options.inventory is not None and options.sandbox is not None:
-        raise InvalidInput("--inventory and --sandbox both say where the hosts are; give one")
-    if options.sandbox is not None:
-        box = sandbox_mod.load(options.sandbox)
-        effective = inventory.map_onto(profile, [g.address for g in box.guests],
-                                       sandbox=box.name)
-        the_plan = plan(effective)
-        connection = inventory.sandbox_connection(the_plan, [g.name for g in box.guests],
-                                                  box.inventory)
-        return Target(effective, the_plan, inventory.build(the_plan, connection))
-    the_plan = plan(profile)
-    if options.inventory is not None:
-        return Target(profile, the_plan, inventory.from_file(the_plan, options.inventory))
-    return Target(profile, the_plan, inventory.build(the_plan))
 
 
 def _read_text(profile_path: Path, value: str | None, what: str) -> str:
@@ -229,7 +163,8 @@ class Prepared:
 def prepare(profile_path: Path, options: DeployOptions) -> Prepared:
     """Profile, secrets and PKI -> inventory, extra vars and the secret environment."""
     playbook = playbook_path()
-    target = resolve_target(load_profile(profile_path), options, profile_path)
+    target = resolve_target(load_profile(profile_path), inventory_file=options.inventory,
+                            sandbox=options.sandbox, source=profile_path)
     secrets: Secrets = load_secrets(profile_path, options.passphrase, options.key_file)
     values = {name: secrets[name] for name in secrets}
     material = _pki(profile_path, target, values)

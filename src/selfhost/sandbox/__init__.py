@@ -27,9 +27,21 @@ caches under ``/var/cache/selfhost`` (``$SELFHOST_CACHE_DIR``); the subnet is
 needs root.
 """
 
-from selfhost.sandbox.lifecycle import down, down_all, list_sandboxes, load, up
-from selfhost.sandbox.models import Guest, Sandbox
-from selfhost.sandbox.rootfs import DEFAULT_RELEASE, RELEASES
+from typing import TYPE_CHECKING
+
+from selfhost import lazy
+
+if TYPE_CHECKING:
+    from selfhost.sandbox.lifecycle import down, down_all, list_sandboxes, load, up
+    from selfhost.sandbox.models import Guest, Sandbox
+    from selfhost.sandbox.rootfs import DEFAULT_RELEASE, RELEASES
+else:
+    # imported on first use: the command line reads RELEASES without booting anything
+    __getattr__ = lazy.exports(__name__, {
+        **dict.fromkeys(("down", "down_all", "list_sandboxes", "load", "up"),
+                        "selfhost.sandbox.lifecycle"),
+        **dict.fromkeys(("Guest", "Sandbox"), "selfhost.sandbox.models"),
+        **dict.fromkeys(("DEFAULT_RELEASE", "RELEASES"), "selfhost.sandbox.rootfs")})
 
 __all__ = [
     "DEFAULT_RELEASE",

@@ -28,17 +28,17 @@ from typing import Any, Literal
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
 from selfhost import inputs, questions
+from selfhost.answers import parse_set, refuse_secret_key
 from selfhost.catalog import TO_BE_CONFIRMED, UNKNOWN
 from selfhost.errors import InvalidInput, SelfhostError
 from selfhost.i18n import DEFAULT, Lang
-from selfhost.init import parse_set, refuse_secret_key
 from selfhost.paths import PROFILES_DIR
 from selfhost.plan import plan
 from selfhost.profile_io import LineMap, load_profile_data, load_yaml, model_findings
 from selfhost.subprocessors.document import SubprocessorList, build_document, outside_residency
-from selfhost.subprocessors.files import write_file
+from selfhost.subprocessors.files import EXTENSIONS, Format, write_file
 from selfhost.subprocessors.prospect import prospect_data
-from selfhost.subprocessors.render import EXTENSIONS, Format, render
+from selfhost.subprocessors.render import render
 
 SUMMARY_FILE = "summary.csv"
 PRESET_COLUMN = "preset"

@@ -7,7 +7,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Literal
 
 from selfhost import catalog_overlay
 from selfhost.catalog import Catalog, load_catalog
@@ -25,13 +24,9 @@ from selfhost.subprocessors.document import (
     build_document,
 )
 from selfhost.subprocessors.dpv import to_jsonld
-from selfhost.subprocessors.files import write_file
+from selfhost.subprocessors.files import Format, write_file
 from selfhost.subprocessors.render_html import render_html
 from selfhost.subprocessors.render_md import render_markdown
-
-Format = Literal["md", "html", "json"]
-FORMATS: tuple[Format, ...] = ("md", "html", "json")
-EXTENSIONS: dict[Format, str] = {"md": "md", "html": "html", "json": "json"}
 
 
 def _json(doc: SubprocessorList, lang: Lang = DEFAULT) -> str:

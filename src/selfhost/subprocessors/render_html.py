@@ -7,8 +7,9 @@ from markupsafe import Markup
 
 from selfhost import templating
 from selfhost.i18n import DEFAULT, Lang
-from selfhost.subprocessors.document import SubprocessorList, view
+from selfhost.subprocessors.document import SubprocessorList
 from selfhost.subprocessors.svg import data_flow_svg
+from selfhost.subprocessors.views import view
 
 TEMPLATE = "subprocessors.html.j2"
 

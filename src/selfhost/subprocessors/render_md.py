@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from selfhost import templating
 from selfhost.i18n import DEFAULT, Lang
-from selfhost.subprocessors.document import SubprocessorList, view
+from selfhost.subprocessors.document import SubprocessorList
+from selfhost.subprocessors.views import view
 
 TEMPLATE = "subprocessors.md.j2"
 

@@ -43,8 +43,6 @@ from selfhost.errors import ChecksFailed, InvalidInput
 from selfhost.subprocessors.document import Signature, SubprocessorList, dump_json
 from selfhost.subprocessors.files import write_file
 
-PRIVATE_KEY_FILE = "subprocessors-signing.key"
-PUBLIC_KEY_FILE = "subprocessors-signing.pub"
 SIGNATURE_SUFFIX = ".sig"
 
 

@@ -22,10 +22,10 @@ from selfhost.errors import ChecksFailed, InvalidInput
 from selfhost.models import Profile
 from selfhost.plan import Plan, plan
 from selfhost.subprocessors.document import Evidence, EvidenceCheck
+from selfhost.targets import resolve
 from selfhost.verify import collector
 from selfhost.verify.components import app, context, egress, record
 from selfhost.verify.contract import Facts, SectionError
-from selfhost.verify.targets import resolve
 
 Kind = Literal["listed-not-wired", "wired-not-listed", "reachable-not-listed",
                "record-differs", "unreadable"]

@@ -10,11 +10,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from selfhost.errors import InvalidInput
+from selfhost.targets import Deployment, resolve
 from selfhost.verify import components, egress_log
 from selfhost.verify.components import egress
 from selfhost.verify.contract import Facts
 from selfhost.verify.report import CheckResult, VerifyResult, write_json
-from selfhost.verify.targets import Deployment, resolve
 
 if TYPE_CHECKING:
     from selfhost.verify.testinfra_suite import ResultCallback

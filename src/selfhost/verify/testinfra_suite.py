@@ -22,9 +22,9 @@ from typing import Any
 import pytest
 import testinfra
 
+from selfhost.targets import SshTarget
 from selfhost.verify.components import remote_command
 from selfhost.verify.contract import AnyCheck, Facts, Outcome
-from selfhost.verify.targets import SshTarget
 
 #: the remote collection has its own short timeouts; this bounds a stuck host
 REMOTE_TIMEOUT = 120

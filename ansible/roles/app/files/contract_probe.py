@@ -309,8 +309,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                     f"Listens on {LISTEN_HOST}:$LISTEN_PORT (default {DEFAULT_PORT}).")
     parser.add_argument("--check", action="store_true",
                         help="run the checks once, print the report, exit 0 if ok, 1 if not")
+    parser.add_argument("--redis-ca", metavar="FILE", default="",
+                        help="CA certificate of a TLS cache, unless REDIS_CA_FILE is set")
     args = parser.parse_args(argv)
     env = dict(os.environ)
+    if args.redis_ca:
+        env.setdefault("REDIS_CA_FILE", args.redis_ca)
     if args.check:
         healthy, report = run_checks(env)
         print(json.dumps(report, indent=2))

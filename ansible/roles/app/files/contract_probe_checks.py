@@ -18,7 +18,6 @@ from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsp
 
 APP_NAME = "selfhost contract probe"
 VERSION = "1.0"
-DEFAULT_REDIS_CA = "/etc/backend-chat/ca.crt"
 CHECK_TIMEOUT = 3
 CACHE_SECONDS = 2.0
 EGRESS_TIMEOUT = 5.0
@@ -141,7 +140,9 @@ def check_cache(env: Env) -> dict[str, Any]:
                               "url": redact_url(url) if url else None}
     options: dict[str, Any] = {"socket_connect_timeout": CHECK_TIMEOUT,
                                "socket_timeout": CHECK_TIMEOUT}
-    ca_file = env.get("REDIS_CA_FILE") or DEFAULT_REDIS_CA
+    # The CA of a TLS cache: REDIS_CA_FILE, which the unit's --redis-ca sets when the
+    # environment does not.
+    ca_file = env.get("REDIS_CA_FILE", "")
     if tls:
         # Explicit, because redis-py's hostname-check default differs between
         # bookworm (4.3) and trixie (6.x); the database side uses verify-full too.
@@ -150,6 +151,8 @@ def check_cache(env: Env) -> dict[str, Any]:
         result["detail"] = "REDIS_URL is not set"
     elif redis is None:
         result["detail"] = "python3-redis is not installed"
+    elif tls and not ca_file:
+        result["detail"] = "no CA file for the cache's TLS (set REDIS_CA_FILE)"
     elif tls and not os.path.isfile(ca_file):
         result["detail"] = f"CA file {ca_file} not found (set by REDIS_CA_FILE)"
     else:

@@ -27,12 +27,12 @@ from selfhost.deploy.service import (
 from selfhost.errors import InvalidInput
 from selfhost.init import InitRequest, run_init
 from selfhost.models import all_hosts
-from selfhost.paths import preset_names, preset_path
+from selfhost.paths import DEFAULT_PRESET, preset_names, preset_path
 from selfhost.profile_io import load_profile
-from selfhost.subprocessors.render import EXTENSIONS, FORMATS, render_profile, today
+from selfhost.subprocessors.files import EXTENSIONS, FORMATS
+from selfhost.subprocessors.render import render_profile, today
 from selfhost.verify import VerifyResult, verify
 
-DEFAULT_PRESET = "air-gapped"
 PASSPHRASE_FILE = "passphrase"  # noqa: S105 - a file name, not a password
 
 

@@ -1,4 +1,4 @@
-"""Plan -> inventory, from the Plan, an inventory file or a sandbox."""
+"""A deployment's hosts: Plan -> inventory, from the Plan, an inventory file or a sandbox."""
 
 from __future__ import annotations
 
@@ -6,13 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from selfhost.deploy import inventory
-from selfhost.deploy.service import DeployOptions, resolve_target
 from selfhost.errors import InvalidInput
 from selfhost.models import Profile
 from selfhost.paths import preset_path
 from selfhost.plan import plan
 from selfhost.profile_io import load_profile
+from selfhost.targets import inventory, resolve_target
 
 
 def _preset(name: str) -> Profile:
@@ -137,4 +136,4 @@ all:
 def test_deploy_refuses_a_presets_documentation_address(preset: str) -> None:
     with pytest.raises(InvalidInput, match=r"hosts\.app\.0\.address: 192\.0\.2\.1\d is a "
                        r"documentation address"):
-        resolve_target(_preset(preset), DeployOptions(), preset_path(preset))
+        resolve_target(_preset(preset), source=preset_path(preset))
