@@ -8,7 +8,6 @@ from selfhost.paths import preset_path
 from selfhost.plan import Endpoint, Plan, plan
 from selfhost.profile_io import load_profile
 from selfhost.verify.components import generate, host_spec
-from selfhost.verify.components.host import SYSCTL_HARDENING
 from selfhost.verify.contract import AnyCheck
 
 TARGET = Endpoint(host="10.0.0.99", port=22)
@@ -141,9 +140,14 @@ def test_env_check_reveals_no_secret_values(preset: str) -> None:
 
 
 def test_sysctl_expectations_are_the_layouts() -> None:
-    # The common role writes the Plan's layout.kernel_settings (site.yml hands them over).
-    assert {k: str(v) for k, v in _plan("us-openai").layout.kernel_settings.items()} == (
-        SYSCTL_HARDENING)
+    # The common role writes the Plan's layout.kernel_settings (site.yml hands them over);
+    # verify must expect those values, not a copy of its own: a changed layout moves it.
+    p = _plan("us-openai")
+    moved = p.model_copy(update={"layout": p.layout.model_copy(
+        update={"kernel_settings": {"kernel.kptr_restrict": 1, "fs.suid_dumpable": 0}})})
+    sysctl = next(c for c in generate(moved, {h.name: TARGET for h in moved.hosts_with("app")})
+                  if c.id == "host.sysctl")
+    assert sysctl.params == {"kernel.kptr_restrict": "1", "fs.suid_dumpable": "0"}
 
 
 @pytest.mark.parametrize(("preset", "host", "sections"), [

@@ -7,7 +7,6 @@ this module names what code elsewhere (tests, tools) enumerates them with.
 from __future__ import annotations
 
 from selfhost.verify.components import DEFS, generate
-from selfhost.verify.components.host import SYSCTL_HARDENING
 from selfhost.verify.contract import COMPONENTS, Check, CheckDef, Outcome
 
-__all__ = ["COMPONENTS", "DEFS", "SYSCTL_HARDENING", "Check", "CheckDef", "Outcome", "generate"]
+__all__ = ["COMPONENTS", "DEFS", "Check", "CheckDef", "Outcome", "generate"]

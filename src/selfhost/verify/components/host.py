@@ -25,35 +25,8 @@ from selfhost.verify.contract import (
 from selfhost.verify.remote_base import StatFacts, describe_stat, run_command
 
 LOOPBACK = ("127.0.0.1", "::1")
-#: the common role's kernel hardening (common_sysctl in its defaults; a unit test
-#: keeps the two equal). In a container only ``net.*`` is the host's own.
-SYSCTL_HARDENING: dict[str, str] = {
-    "net.ipv4.conf.all.rp_filter": "1",
-    "net.ipv4.conf.default.rp_filter": "1",
-    "net.ipv4.conf.all.accept_redirects": "0",
-    "net.ipv4.conf.default.accept_redirects": "0",
-    "net.ipv4.conf.all.secure_redirects": "0",
-    "net.ipv4.conf.default.secure_redirects": "0",
-    "net.ipv6.conf.all.accept_redirects": "0",
-    "net.ipv6.conf.default.accept_redirects": "0",
-    "net.ipv4.conf.all.send_redirects": "0",
-    "net.ipv4.conf.default.send_redirects": "0",
-    "net.ipv4.conf.all.accept_source_route": "0",
-    "net.ipv4.conf.default.accept_source_route": "0",
-    "net.ipv6.conf.all.accept_source_route": "0",
-    "net.ipv4.conf.all.log_martians": "1",
-    "net.ipv4.icmp_echo_ignore_broadcasts": "1",
-    "net.ipv4.tcp_syncookies": "1",
-    "kernel.kptr_restrict": "2",
-    "kernel.dmesg_restrict": "1",
-    "kernel.yama.ptrace_scope": "1",
-    "kernel.unprivileged_bpf_disabled": "1",
-    "fs.protected_hardlinks": "1",
-    "fs.protected_symlinks": "1",
-    "fs.protected_fifos": "2",
-    "fs.protected_regular": "2",
-    "fs.suid_dumpable": "0",
-}
+#: the common role's kernel hardening is the Plan's ``layout.kernel_settings`` (site.yml
+#: hands it to the role). In a container only ``net.*`` is the host's own.
 
 
 # -- facts -------------------------------------------------------------------------------
@@ -219,6 +192,7 @@ def planned_ports(ctx: Context) -> tuple[int, ...]:
 
 def part(ctx: Context) -> Part:
     layout, user = ctx.plan.layout, ctx.plan.layout.app_user
+    sysctl = {k: str(v) for k, v in layout.kernel_settings.items()}
     checks: list[AnyCheck] = [
         NFTABLES.make(ctx.host, NftParams(layout.nftables_unit, user, ctx.has("app")),
                       description="nftables is active and drops unexpected traffic",
@@ -227,9 +201,9 @@ def part(ctx: Context) -> Part:
                       fix="run `selfhost deploy PROFILE` (the egress role loads the ruleset); "
                       f"`systemctl status {layout.nftables_unit}` on the host shows why it is not "
                       "active"),
-        SYSCTL.make(ctx.host, dict(SYSCTL_HARDENING),
+        SYSCTL.make(ctx.host, sysctl,
                     description="kernel network hardening is in effect",
-                    expected=", ".join(f"{k}={v}" for k, v in SYSCTL_HARDENING.items())),
+                    expected=", ".join(f"{k}={v}" for k, v in sysctl.items())),
     ]
     if ctx.secret_files:
         checks.append(SECRET_FILES.make(
@@ -243,7 +217,7 @@ def part(ctx: Context) -> Part:
             expected=f"TCP ports {', '.join(map(str, ports))}",
             fix="stop the extra service or bind it to 127.0.0.1"))
     return Part(checks, Fragment(
-        sections={"nftables": None, "container": None, "sysctl": sorted(SYSCTL_HARDENING)},
+        sections={"nftables": None, "container": None, "sysctl": sorted(sysctl)},
         units={layout.nftables_unit: []}, files=list(ctx.secret_files)))
 
 
