@@ -101,6 +101,15 @@ def nginx_restore(path: str) -> str:
     return restore(path) + " && systemctl restart nginx"
 
 
+def hba_first(line: str) -> str:
+    """pg_hba.conf with ``line`` first; pg_hba_file_rules (what verify reads) shows the
+    file as it is on disk, loaded or not."""
+    return f"f={HBA} && " + save("$f") + f" && sed -i '1i {line}' $f"
+
+
+HBA_RESTORE = f"f={HBA} && " + restore("$f")
+
+
 def pg_set(setting: str, value: str, *, restart: bool = False) -> str:
     apply = f"systemctl restart {PG_UNITS}" if restart else f"{PSQL} 'SELECT pg_reload_conf()'"
     return f"{PSQL} \"ALTER SYSTEM SET {setting} = '{value}'\" && {apply}"
@@ -173,8 +182,8 @@ TAMPERINGS = [
            "CREATE ROLE tamper LOGIN PASSWORD 'tamper-password'\"",
            f"{PSQL} 'DROP ROLE tamper'", "without a SCRAM secret: tamper (md5)"),
     Tamper("postgresql.hba_methods", "trust-line",
-           f"f={HBA} && " + save("$f") + " && sed -i '1i host all all 127.0.0.1/32 trust' $f",
-           f"f={HBA} && " + restore("$f"), "line 1: host 127.0.0.1 trust"),
+           hba_first("host all all 127.0.0.1/32 trust"), HBA_RESTORE,
+           "line 1: host 127.0.0.1/32 trust"),
     Tamper("postgresql.listen", "also-ipv6-loopback",
            pg_set("listen_addresses", "127.0.0.1,::1", restart=True),
            pg_reset("listen_addresses", restart=True),
@@ -185,8 +194,13 @@ TAMPERINGS = [
     Tamper("postgresql.data_directory", "group-readable",
            f"chmod 0750 {DATA_DIRECTORY}", f"chmod 0700 {DATA_DIRECTORY}", "mode 0750"),
     Tamper("postgresql.hostssl_only", "plain-host-line-for-the-subnet",
-           f"f={HBA} && " + save("$f") + " && sed -i '1i host all all {subnet} scram-sha-256' $f",
-           f"f={HBA} && " + restore("$f"), "not hostssl: line 1: host {subnet_address}",
+           hba_first("host all all {subnet} scram-sha-256"), HBA_RESTORE,
+           "not hostssl: line 1: host {subnet} scram-sha-256",
+           topology="split", host="db1"),
+    # 127.0.0.1/0 is every address: a plain-text line for the world, not for loopback.
+    Tamper("postgresql.hostssl_only", "loopback-address-any-netmask",
+           hba_first("host all all 127.0.0.1/0 scram-sha-256"), HBA_RESTORE,
+           "not hostssl: line 1: host 127.0.0.1/0 scram-sha-256",
            topology="split", host="db1"),
     Tamper("postgresql.ssl", "key-group-readable",
            f"chmod 0640 $({PSQL} 'SHOW ssl_key_file')",

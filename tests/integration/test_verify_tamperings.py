@@ -180,7 +180,7 @@ def _values(d: Deployment) -> dict[str, str]:
     ca_key = load_secrets(d.profile, PASSPHRASE)["ca_key"]
     return {
         "direct_address": d.box.bridge_address, "direct_port": str(APT_PORT),
-        "subnet": str(subnet), "subnet_address": str(subnet.network_address),
+        "subnet": str(subnet),
         "short_cert": short_lived(d.on_host(app, f"cat {NGINX_CERT}"),
                                   d.on_host(app, f"cat {CA_ON_HOST}"), ca_key, SHORT_DAYS),
     }
