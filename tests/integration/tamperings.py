@@ -145,6 +145,12 @@ class Tamper:
     host: str | None = None
 
 
+def nginx_sed(check: str, name: str, path: str, sed: str, says: str,
+              also: tuple[str, ...] = ()) -> Tamper:
+    """A row that edits one of nginx's files with ``sed`` and restarts it."""
+    return Tamper(check, name, nginx_edit(path, sed), nginx_restore(path), says, also)
+
+
 PG_ALL = ("postgresql.running", "postgresql.password_encryption", "postgresql.scram_secrets",
           "postgresql.hba_methods", "postgresql.listen", "postgresql.connection_logging",
           "postgresql.data_directory")
@@ -304,29 +310,24 @@ TAMPERINGS = [
            "rm /etc/nginx/conf.d/zz-tamper.conf",
            # only the last line of `nginx -t` is reported, never the cause before it
            "nginx: configuration file /etc/nginx/nginx.conf test failed"),
-    Tamper("nginx.tls13", "tls12-only",
-           nginx_edit(NGINX_SITE, "'s/ssl_protocols TLSv1.3;/ssl_protocols TLSv1.2;/'"),
-           nginx_restore(NGINX_SITE), "refused: SSLError: [SSL: TLSV1_ALERT_PROTOCOL_VERSION]",
-           also=("nginx.tls12_refused",)),
-    Tamper("nginx.tls12_refused", "tls12-allowed",
-           nginx_edit(NGINX_SITE,
-                      "'s/ssl_protocols TLSv1.3;/ssl_protocols TLSv1.2 TLSv1.3;/'"),
-           nginx_restore(NGINX_SITE), "TLS 1.2 handshake accepted"),
+    nginx_sed("nginx.tls13", "tls12-only", NGINX_SITE,
+              "'s/ssl_protocols TLSv1.3;/ssl_protocols TLSv1.2;/'",
+              "refused: SSLError: [SSL: TLSV1_ALERT_PROTOCOL_VERSION]",
+              also=("nginx.tls12_refused",)),
+    nginx_sed("nginx.tls12_refused", "tls12-allowed", NGINX_SITE,
+              "'s/ssl_protocols TLSv1.3;/ssl_protocols TLSv1.2 TLSv1.3;/'",
+              "TLS 1.2 handshake accepted"),
     Tamper("nginx.certificate", "expires-in-ten-days",
            save(NGINX_CERT) + f" && printf '%s' '{{short_cert}}' > {NGINX_CERT} && "
            "systemctl restart nginx", nginx_restore(NGINX_CERT), "(10 days)"),
-    Tamper("nginx.hsts", "short-max-age",
-           nginx_edit(NGINX_SITE, "-E 's/max-age=[0-9]+/max-age=300/'"),
-           nginx_restore(NGINX_SITE), "Strict-Transport-Security: max-age=300"),
-    Tamper("nginx.server_header", "version-shown",
-           nginx_edit(NGINX_CONF, "'s/server_tokens off;/server_tokens on;/'"),
-           nginx_restore(NGINX_CONF), "Server: nginx/"),
-    Tamper("nginx.unknown_host", "default-server-answers",
-           nginx_edit(NGINX_SITE, "'0,/return 444;/s//return 200 tampered;/'"),
-           nginx_restore(NGINX_SITE), "HTTP: HTTP/1.1 200 OK"),
-    Tamper("nginx.workers_not_root", "workers-as-root",
-           nginx_edit(NGINX_CONF, "'s/^user www-data;/user root;/'"),
-           nginx_restore(NGINX_CONF), "workers owned by root"),
+    nginx_sed("nginx.hsts", "short-max-age", NGINX_SITE,
+              "-E 's/max-age=[0-9]+/max-age=300/'", "Strict-Transport-Security: max-age=300"),
+    nginx_sed("nginx.server_header", "version-shown", NGINX_CONF,
+              "'s/server_tokens off;/server_tokens on;/'", "Server: nginx/"),
+    nginx_sed("nginx.unknown_host", "default-server-answers", NGINX_SITE,
+              "'0,/return 444;/s//return 200 tampered;/'", "HTTP: HTTP/1.1 200 OK"),
+    nginx_sed("nginx.workers_not_root", "workers-as-root", NGINX_CONF,
+              "'s/^user www-data;/user root;/'", "workers owned by root"),
     Tamper("nginx.exposed_ports", "stray-listener", STRAY_LISTENER, STRAY_STOP,
            f"port(s) {STRAY_PORT}"),
 ]
