@@ -15,6 +15,7 @@ from pathlib import Path
 
 import external_services
 import pytest
+from tamperings import BY_NAME, Tamper
 
 from selfhost import sandbox
 from selfhost.deploy import DeployOptions
@@ -187,53 +188,9 @@ def test_signed_list_carries_the_evidence(preset_deployment: Deployed, tmp_path:
     assert from_json(output.read_text(), str(output)).evidence == evidence
 
 
-# -- tamperings: each one is caught and named --------------------------------------------
-
-@dataclass(frozen=True)
-class Tamper:
-    name: str
-    do: str
-    undo: str
-    #: the check that must fail and a phrase its finding must contain
-    check: str
-    says: str
-
-
-TAMPERINGS = [
-    Tamper("ai-key-in-env", "printf 'OPENAI_API_KEY=\"sk-tampered\"\\n' >> "
-           "/etc/backend-chat/app.env",
-           "sed -i '/^OPENAI_API_KEY=/d' /etc/backend-chat/app.env",
-           "app.env_keys", "OPENAI_API_KEY"),
-    Tamper("allowlist-domain",
-           "cp -p /etc/squid/squid.conf /root/squid.conf.orig && sed -i 's/^http_access deny "
-           "all$/acl tamper dstdomain api.openai.com\\nacl tamper_port port 443\\nhttp_access "
-           "allow tamper tamper_port\\nhttp_access deny all/' /etc/squid/squid.conf && "
-           "systemctl restart squid",
-           "cp -p /root/squid.conf.orig /etc/squid/squid.conf && systemctl restart squid",
-           "egress.allowlist", "api.openai.com:443"),
-    Tamper("pg-hba-trust",
-           "f=$(runuser -u postgres -- psql -XAtc 'SHOW hba_file'); cp -p $f /root/hba.orig "
-           "&& sed -i '1i host all all 127.0.0.1/32 trust' $f",
-           "f=$(runuser -u postgres -- psql -XAtc 'SHOW hba_file'); cp -p /root/hba.orig $f",
-           "postgresql.hba_methods", "trust"),
-    Tamper("redis-protected-mode-off",
-           "sed -i 's/^protected-mode yes/protected-mode no/' /etc/redis/redis.conf && "
-           "systemctl restart redis-server",
-           "sed -i 's/^protected-mode no/protected-mode yes/' /etc/redis/redis.conf && "
-           "systemctl restart redis-server",
-           "redis.protected_mode", "protected-mode no"),
-    # restart, not reload: `systemctl reload nginx` returns before the new workers
-    # serve, so a check right after it could still meet the old configuration.
-    Tamper("nginx-tls12",
-           "sed -i 's/ssl_protocols TLSv1.3;/ssl_protocols TLSv1.2 TLSv1.3;/' "
-           "/etc/nginx/conf.d/backend-chat.conf && systemctl restart nginx",
-           "sed -i 's/ssl_protocols TLSv1.2 TLSv1.3;/ssl_protocols TLSv1.3;/' "
-           "/etc/nginx/conf.d/backend-chat.conf && systemctl restart nginx",
-           "nginx.tls12_refused", "TLS 1.2 handshake accepted"),
-    Tamper("env-world-readable", "chmod 0644 /etc/backend-chat/app.env",
-           "chmod 0600 /etc/backend-chat/app.env", "app.env_file_mode", "mode 0644"),
-]
-
+# -- tamperings: reconciliation names the third party -----------------------------------
+# Every check failed by its own tampering: test_verify_tamperings, from the one table in
+# tamperings.py. Two of its rows bring a third party the list does not name.
 
 @pytest.fixture(scope="module")
 def air_gapped(deployments: Callable[[str], Deployed]) -> Deployed:
@@ -250,24 +207,18 @@ def tampered(request: pytest.FixtureRequest, air_gapped: Deployed) -> Iterator[T
         air_gapped.on_host(tamper.undo)
 
 
-@pytest.mark.parametrize("tampered", TAMPERINGS, ids=[t.name for t in TAMPERINGS],
-                         indirect=True)
-def test_verify_names_the_tampering(tampered: Tamper, air_gapped: Deployed) -> None:
-    found = {r.check.id: r.found for r in air_gapped.verify().failures}
-    assert tampered.says in found.get(tampered.check, "(passed)"), found
-
-
-RECONCILE_TAMPERINGS = [t for t in TAMPERINGS if t.name in ("ai-key-in-env",
-                                                            "allowlist-domain")]
-RECONCILE_SAYS = {"ai-key-in-env": "openai: wired but not listed",
-                  "allowlist-domain": "openai: reachable but not listed"}
+#: row of the table -> what reconciliation must say
+RECONCILE_SAYS = {"app.env_keys:ai-key-added": "openai: wired but not listed",
+                  "egress.ai_refused.openai:openai-admitted": "openai: reachable but not listed"}
+RECONCILE_TAMPERINGS = [BY_NAME[name] for name in RECONCILE_SAYS]
 
 
 @pytest.mark.parametrize("tampered", RECONCILE_TAMPERINGS,
-                         ids=[t.name for t in RECONCILE_TAMPERINGS], indirect=True)
+                         ids=list(RECONCILE_SAYS), indirect=True)
 def test_reconciliation_names_the_unlisted_party(tampered: Tamper, air_gapped: Deployed
                                                  ) -> None:
-    assert RECONCILE_SAYS[tampered.name] in air_gapped.reconcile().report()
+    says = RECONCILE_SAYS[f"{tampered.check}:{tampered.name}"]
+    assert says in air_gapped.reconcile().report()
 
 
 def test_verify_passes_again_after_the_tamperings(air_gapped: Deployed) -> None:

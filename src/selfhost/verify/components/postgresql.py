@@ -117,8 +117,23 @@ def _scram(user: str, facts: Facts) -> Outcome:
     return bad(f"without a SCRAM secret: {', '.join(wrong)}") if wrong else ok(shown)
 
 
+def _network(r: HbaLine) -> ipaddress.IPv4Network | ipaddress.IPv6Network | None:
+    """The addresses a pg_hba line admits (its address under its netmask), or None
+    for a keyword or a host name."""
+    try:
+        address = ipaddress.ip_address(r.get("address") or "")
+        mask = r.get("netmask")
+        prefix = (bin(int(ipaddress.ip_address(mask))).count("1") if mask
+                  else address.max_prefixlen)
+    except ValueError:
+        return None
+    return ipaddress.ip_network(f"{address}/{prefix}", strict=False)
+
+
 def _hba_line(r: HbaLine) -> str:
-    addr = f" {r['address']}" if r.get("address") else ""
+    network = _network(r)
+    shown = f"{r['address']}/{network.prefixlen}" if network is not None else r.get("address")
+    addr = f" {shown}" if shown else ""
     return f"line {r['line']}: {r['type']}{addr} {r['method']}"
 
 
@@ -132,23 +147,22 @@ def _hba_methods(_: None, facts: Facts) -> Outcome:
     return ok(f"{len(hba)} rules, methods " + ", ".join(sorted({r["method"] for r in hba})))
 
 
-def _loopback(address: str | None) -> bool:
-    if not address:
-        return False
-    if address in ("localhost", "samehost"):
-        return True
-    try:
-        return ipaddress.ip_network(address, strict=False).is_loopback
-    except ValueError:
-        return False
+def _loopback(r: HbaLine) -> bool:
+    # The netmask counts: 127.0.0.1/0 is every address, not loopback.
+    network = _network(r)
+    if network is None:
+        return r.get("address") in ("localhost", "samehost")
+    return network.is_loopback
 
 
 def _hostssl_only(clients: tuple[str, ...], facts: Facts) -> Outcome:
     hba = _pg(facts)["hba"]
-    remote = [r for r in hba if r["type"] != "local" and not _loopback(r.get("address"))]
+    remote = [r for r in hba if r["type"] != "local" and not _loopback(r)]
     plain = [_hba_line(r) for r in remote if r["type"] != "hostssl"]
+    # An app host is one address: its address under a wider netmask admits others too.
     strangers = [_hba_line(r) for r in remote
-                 if (r.get("address") or "").split("/")[0] not in clients]
+                 if (n := _network(r)) is None or n.num_addresses != 1
+                 or str(n.network_address) not in clients]
     if plain or strangers:
         return bad("; ".join([f"not hostssl: {p}" for p in plain]
                              + [f"not an app host: {s}" for s in strangers]))
