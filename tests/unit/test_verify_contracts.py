@@ -165,7 +165,7 @@ CASES = [
           "without a SCRAM secret: backendchat (md5)"),
     ok("postgresql.hba_methods", "4 rules, methods peer, scram-sha-256"),
     fails("postgresql.hba_methods", _set("postgresql|hba|2|method", "trust"),
-          "line 8: host 127.0.0.1 trust"),
+          "line 8: host 127.0.0.1/32 trust"),
     ok("postgresql.listen", "PostgreSQL listens on 127.0.0.1 port 5432"),
     fails("postgresql.listen", _append("listeners", ["0.0.0.0", 5432]),
           "PostgreSQL listens on 0.0.0.0, 127.0.0.1 port 5432"),
