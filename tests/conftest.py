@@ -1,8 +1,16 @@
-"""Shared pytest settings: a test that did not really run fails the run when asked to."""
+"""Shared pytest settings: a test that did not really run fails the run when asked to, and
+a test that deploys onto real guests must be marked ``slow``."""
 
 from __future__ import annotations
 
+import ast
+import inspect
 import os
+import re
+import textwrap
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -26,3 +34,55 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         reporter.write_line(f"FAILED: {found}; with SELFHOST_FAIL_ON_SKIP=1 every test must "
                             "run and pass", red=True)
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+TESTS = Path(__file__).resolve().parent
+#: the fixture every test on real sandbox guests depends on
+GUESTS_FIXTURE = "sandbox_env"
+#: what deploying looks like in code: the deploy service or its test wrapper, the
+#: CLI's deploy command, the playbook run by hand
+DEPLOYS = re.compile(r"\b(?:run_deploy|deploy)\(|[\"']deploy[\"']|ansible-playbook")
+
+
+def _deploys(func: Callable[..., Any], seen: set[Callable[..., Any]]) -> bool:
+    """Whether ``func``, or a function of tests/ it calls (however deep), deploys."""
+    try:
+        source = textwrap.dedent(inspect.getsource(func))
+    except (OSError, TypeError):
+        return False
+    if DEPLOYS.search(source):
+        return True
+    names = getattr(func, "__globals__", {})
+    for node in ast.walk(ast.parse(source)):
+        if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)):
+            continue
+        callee = names.get(node.func.id)
+        if (inspect.isfunction(callee) and callee not in seen
+                and TESTS in Path(inspect.getfile(callee)).resolve().parents):
+            seen.add(callee)
+            if _deploys(callee, seen):
+                return True
+    return False
+
+
+def _deploying(item: pytest.Item) -> bool:
+    """A test on sandbox guests whose own code or any fixture's deploys."""
+    if GUESTS_FIXTURE not in getattr(item, "fixturenames", ()):
+        return False
+    info = getattr(item, "_fixtureinfo", None)
+    funcs = [getattr(item, "function", None)]
+    if info is not None:
+        funcs += [d.func for defs in info.name2fixturedefs.values() for d in defs]
+    seen: set[Callable[..., Any]] = set()
+    return any(f is not None and _deploys(f, seen) for f in funcs)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # Collection-time, so a deploying test that escaped the marker is caught even when
+    # `-m "not slow"` would have run it in a quick pass.
+    unmarked = sorted({item.nodeid.split("[", 1)[0] for item in items
+                       if item.get_closest_marker("slow") is None and _deploying(item)})
+    if unmarked:
+        raise pytest.UsageError(
+            "these tests deploy onto sandbox guests but are not marked slow (add "
+            "`pytestmark = pytest.mark.slow` to the module):\n  " + "\n  ".join(unmarked))

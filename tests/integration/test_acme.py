@@ -40,6 +40,8 @@ from selfhost.profile_io import load_profile
 from selfhost.sandbox import Sandbox
 from selfhost.targets.inventory import read_hosts
 
+pytestmark = pytest.mark.slow
+
 PEBBLE_PORT = 14000
 PEBBLE_MANAGEMENT_PORT = 15000
 DOMAIN = "chat.acme-test.internal"

@@ -32,6 +32,8 @@ from selfhost.subprocessors.signing import check_signature, generate_keys
 from selfhost.verify import VerifyResult, summary, verify
 from selfhost.verify.reconcile import Reconciliation, reconcile
 
+pytestmark = pytest.mark.slow
+
 PASSPHRASE = "verify-integration-passphrase"
 SUPPLIED = {
     "SELFHOST_OPENAI_API_KEY": "sk-test-openai-key-000000000000",

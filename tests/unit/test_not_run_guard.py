@@ -47,3 +47,44 @@ def test_without_the_flag_a_skip_passes(pytester: pytest.Pytester,
     pytester.makeconftest(GUARD.replace('pytest_plugins = ["pytester"]', ""))
     pytester.makepyfile(test_inner=CASES["skip"][0])
     assert pytester.runpytest_subprocess().ret == pytest.ExitCode.OK
+
+
+# -- a test that deploys onto guests must be marked slow -----------------------------
+
+GUESTS = ("import pytest\n\n@pytest.fixture\ndef sandbox_env():\n    return 'state'\n\n"
+          "def run_deploy(*_):\n    return 'done'\n\n")
+DEPLOYING = {
+    "fixture": "@pytest.fixture\ndef deployed(sandbox_env):\n    return run_deploy(1)\n\n"
+               "def test_a(deployed):\n    assert deployed\n",
+    "helper": "def redeploy():\n    return run_deploy(2)\n\n"
+              "def test_a(sandbox_env):\n    assert redeploy()\n",
+    "cli": "def test_a(sandbox_env):\n    argv = ['deploy', 'profile.yaml']\n"
+           "    assert argv\n",
+}
+
+
+def _collect(pytester: pytest.Pytester, body: str) -> pytest.RunResult:
+    pytester.makeini("[pytest]\nmarkers =\n    slow: takes long\n")
+    pytester.makeconftest(GUARD.replace('pytest_plugins = ["pytester"]', ""))
+    pytester.makepyfile(test_inner=GUESTS + body)
+    return pytester.runpytest_subprocess("-q")
+
+
+@pytest.mark.parametrize("how", sorted(DEPLOYING))
+def test_a_deploying_test_without_the_slow_marker_fails_collection(
+        pytester: pytest.Pytester, how: str) -> None:
+    result = _collect(pytester, DEPLOYING[how])
+    assert (result.ret, any("test_inner.py::test_a" in line for line in result.errlines),
+            any("not marked slow" in line for line in result.errlines)) == (
+        pytest.ExitCode.USAGE_ERROR, True, True)
+
+
+@pytest.mark.parametrize("how", sorted(DEPLOYING))
+def test_a_deploying_test_marked_slow_runs(pytester: pytest.Pytester, how: str) -> None:
+    result = _collect(pytester, "pytestmark = pytest.mark.slow\n\n" + DEPLOYING[how])
+    assert result.ret == pytest.ExitCode.OK
+
+
+def test_a_guest_test_that_does_not_deploy_needs_no_marker(pytester: pytest.Pytester) -> None:
+    result = _collect(pytester, "def test_a(sandbox_env):\n    assert sandbox_env\n")
+    assert result.ret == pytest.ExitCode.OK
