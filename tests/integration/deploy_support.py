@@ -181,6 +181,21 @@ def run_deploy(deployment: Deployment, workdir: Path, *, label: str,
     return deployment
 
 
+def changed_by_plan_host(result: DeployResult) -> dict[str, int | str]:
+    """Each host of the run's Plan, by name, and how many tasks changed it; a host the
+    run's stats lack (it never ran) reads as such, so it can never pass as 0."""
+    return {h.name: result.stats[h.name].changed if h.name in result.stats
+            else "absent from the run's stats" for h in result.plan.hosts}
+
+
+def assert_nothing_changed(result: DeployResult) -> None:
+    """The idempotency assertion: changed=0 for every host of the Plan, by name."""
+    changed = changed_by_plan_host(result)
+    expected: dict[str, int | str] = {h.name: 0 for h in result.plan.hosts}
+    assert expected, "the Plan has no host"
+    assert changed == expected, f"a redeploy changed something: {changed}"
+
+
 # -- looking at the hosts ----------------------------------------------------------
 
 def ssh(box: sandbox_mod.Sandbox, guest: str, *argv: str, timeout: float = 60

@@ -24,11 +24,13 @@ from deploy_support import (
     RELEASES,
     SUPPLIED,
     Deployment,
+    assert_nothing_changed,
     run_deploy,
     ssh,
 )
 
 from conftest import SandboxFactory
+from selfhost.deploy import DeployResult
 from selfhost.init import InitRequest, run_init
 from selfhost.verify import verify
 
@@ -348,15 +350,14 @@ def test_app_resolves_its_direct_endpoints_by_pinned_address(host: Host) -> None
     assert {name: in_app_namespace(host, LOOKUP, name) for name in PINNED} == PINNED
 
 
-def redeploy_changes(host: Host, workdir: Path) -> dict[str, int]:
-    """Each host's changed count when the same profile is deployed again."""
+def redeploy(host: Host, workdir: Path) -> DeployResult:
+    """The same profile deployed again."""
     again = run_deploy(Deployment(host.deployment.preset, host.deployment.release,
                                   host.deployment.profile_path, host.deployment.box),
                        workdir, label="again")
-    return {h: s.changed for h, s in again.require().stats.items()}
+    return again.require()
 
 
 def test_redeploy_changes_nothing(host: Host, tmp_path: Path) -> None:
     # The pinned hosts file, the resolver file and the unit's fence are stable.
-    changed = redeploy_changes(host, tmp_path)
-    assert changed == dict.fromkeys(changed, 0)
+    assert_nothing_changed(redeploy(host, tmp_path))

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from deploy_support import DIRECT_CONNECT, RELEASES, https_get_on_host
+from deploy_support import DIRECT_CONNECT, RELEASES, assert_nothing_changed, https_get_on_host
 from test_egress import (
     DNS_QUERY,
     LISTED_ADDRESS,
@@ -23,7 +23,7 @@ from test_egress import (
     deploy_fenced_guest,
     listening,
     proxy_status,
-    redeploy_changes,
+    redeploy,
 )
 
 from conftest import SandboxFactory
@@ -128,5 +128,4 @@ def test_verify_checks_the_scope_and_fails_when_output_is_opened(host: Host) -> 
 
 
 def test_redeploy_changes_nothing(host: Host, tmp_path: Path) -> None:
-    changed = redeploy_changes(host, tmp_path)
-    assert changed == dict.fromkeys(changed, 0)
+    assert_nothing_changed(redeploy(host, tmp_path))
