@@ -15,8 +15,9 @@ from pathlib import Path
 import pytest
 
 from selfhost.deploy.events import Event
-from selfhost.deploy.redact import Redactor, scan
+from selfhost.deploy.redact import Hit, Redactor, scan
 from selfhost.deploy.runner import (
+    LOCAL_TMP,
     RUN_MARK_ENV,
     RUN_PREFIX,
     RunOutcome,
@@ -182,6 +183,29 @@ def test_canceled_run_is_an_interruption() -> None:
     with pytest.raises(SelfhostError, match="interrupted") as info:
         raise_for(RunOutcome(status="canceled", rc=254, seconds=1.0), 60)
     assert info.value.exit_code == 130
+
+
+def test_a_canceled_runs_staging_copy_in_ansibles_temp_is_no_leak() -> None:
+    outcome = RunOutcome(status="canceled", rc=254, seconds=1.0,
+                         leaks=[Hit(Path(LOCAL_TMP) / "ansible-local-1x" / ".tmpkey", "tls")])
+    with pytest.raises(SelfhostError, match="interrupted") as info:
+        raise_for(outcome, 60)
+    assert info.value.exit_code == 130
+
+
+@pytest.mark.parametrize("status", ["canceled", "successful"])
+def test_a_secret_in_the_job_events_is_a_leak_even_when_canceled(status: str) -> None:
+    outcome = RunOutcome(status=status, rc=0, seconds=1.0,
+                         leaks=[Hit(Path("artifacts/deploy/job_events/1-x.json"), "tls")])
+    with pytest.raises(DeployFailed, match="value of tls appeared"):
+        raise_for(outcome, 60)
+
+
+def test_a_finished_runs_file_left_in_ansibles_temp_is_a_leak() -> None:
+    outcome = RunOutcome(status="successful", rc=0, seconds=1.0,
+                         leaks=[Hit(Path(LOCAL_TMP) / "ansible-local-1x" / ".tmpkey", "tls")])
+    with pytest.raises(DeployFailed, match="value of tls appeared"):
+        raise_for(outcome, 60)
 
 
 def test_process_env_blanks_the_passphrase(monkeypatch: pytest.MonkeyPatch) -> None:

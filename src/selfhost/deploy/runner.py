@@ -56,6 +56,8 @@ from selfhost.errors import DeployFailed, ExitCode, SelfhostError
 
 RUN_PREFIX = "selfhost-run-"
 RUN_MARK_ENV = "SELFHOST_DEPLOY_RUN"
+#: Ansible's local temporary files, inside the run's private dir
+LOCAL_TMP = "ansible-tmp"
 _RUN_DIR = re.compile(rf"^{RUN_PREFIX}(\d+)-")
 _MEMORY_DIR = Path("/dev/shm")
 #: output lines kept to explain a run that failed without a failed task
@@ -259,7 +261,7 @@ def run_playbook(request: RunRequest, redactor: Redactor,
         extravars = private / "env" / "extravars"
         extravars.write_text(json.dumps(request.extravars))
         extravars.chmod(0o600)
-        local_tmp = private / "ansible-tmp"
+        local_tmp = private / LOCAL_TMP
         local_tmp.mkdir(mode=0o700)
         settings = ansible_env(request.engine, request.playbook.parent / "ansible.cfg")
         settings["ANSIBLE_LOCAL_TEMP"] = str(local_tmp)
@@ -301,9 +303,15 @@ def run_playbook(request: RunRequest, redactor: Redactor,
 
 def raise_for(outcome: RunOutcome, timeout: int) -> None:
     """A :class:`SelfhostError` for every way a run can fail; nothing for success."""
-    if outcome.leaks:
-        names = ", ".join(sorted({h.secret for h in outcome.leaks}))
-        files = ", ".join(sorted({str(h.path) for h in outcome.leaks}))
+    leaks = outcome.leaks
+    if outcome.status == "canceled":
+        # A task cut mid-way leaves the staging copy of what it was handing over (a
+        # key's content) in Ansible's local temp, which it would have removed itself;
+        # the private dir goes with it. Anything elsewhere is still a role's leak.
+        leaks = [h for h in leaks if h.path.parts[:1] != (LOCAL_TMP,)]
+    if leaks:
+        names = ", ".join(sorted({h.secret for h in leaks}))
+        files = ", ".join(sorted({str(h.path) for h in leaks}))
         raise DeployFailed(
             f"the value of {names} appeared in the runner's files ({files}); they were "
             "removed, but a task that handles a secret is missing `no_log: true` "
