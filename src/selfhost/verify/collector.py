@@ -54,6 +54,11 @@ def script(sections: tuple[Section, ...]) -> str:
     return "\n\n".join([head, *shipped.values(), f"main({{{table}}})\n"])
 
 
+#: the name the collector runs under on a host (its code object's file name): what a
+#: process listing shows of a verify collecting there
+COLLECTOR_NAME = "selfhost_facts"
+
+
 def remote_command(sections: tuple[Section, ...], spec: dict[str, object]) -> str:
     """The shell command that collects ``spec`` on a host.
 
@@ -63,5 +68,5 @@ def remote_command(sections: tuple[Section, ...], spec: dict[str, object]) -> st
     source = base64.b64encode(script(sections).encode()).decode()
     payload = base64.b64encode(json.dumps(spec).encode()).decode()
     loader = ("import base64,sys;exec(compile(base64.b64decode(sys.argv[1]),"
-              "'selfhost_facts','exec'),{'__name__':'selfhost_facts'})")
+              f"'{COLLECTOR_NAME}','exec'),{{'__name__':'{COLLECTOR_NAME}'}})")
     return f"python3 -c \"{loader}\" {source} {payload}"
