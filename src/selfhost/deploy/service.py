@@ -6,7 +6,7 @@ inventory, extra vars, secret environment -> ansible-runner -> record.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -119,7 +119,7 @@ def _extravars(profile_path: Path, target: Target, material: pki.PkiMaterial
     }
 
 
-def _redactor(values: dict[str, str], material: pki.PkiMaterial,
+def _redactor(values: Mapping[str, str], material: pki.PkiMaterial,
               passphrase: str | None) -> Redactor:
     known = dict(values)
     known.update({f"tls_key_{h}": k for h, k in material.host_keys.items()})
@@ -142,8 +142,8 @@ def _confirm_delta(delta: SubprocessorDelta, options: DeployOptions,
         raise Aborted("deployment cancelled: the subprocessor list change was not confirmed")
 
 
-def playbook_path() -> Path:
-    path = ANSIBLE_DIR / PLAYBOOK
+def playbook_path(name: str = PLAYBOOK) -> Path:
+    path = ANSIBLE_DIR / name
     if not path.is_file():
         raise PrerequisiteMissing(f"the playbook {path} is missing (reinstall selfhost)")
     return path
@@ -160,17 +160,25 @@ class Prepared:
     redactor: Redactor = field(repr=False)
 
 
-def prepare(profile_path: Path, options: DeployOptions) -> Prepared:
-    """Profile, secrets and PKI -> inventory, extra vars and the secret environment."""
+def prepare(profile_path: Path, options: DeployOptions, *,
+            values: Mapping[str, str] | None = None,
+            also_hide: Mapping[str, str] | None = None) -> Prepared:
+    """Profile, secrets and PKI -> inventory, extra vars and the secret environment.
+
+    ``values`` replaces the secrets file's contents (a rotation's new secrets);
+    ``also_hide`` are further values the output and artifacts must never show.
+    """
     playbook = playbook_path()
     target = resolve_target(load_profile(profile_path), inventory_file=options.inventory,
                             sandbox=options.sandbox, source=profile_path)
-    secrets: Secrets = load_secrets(profile_path, options.passphrase, options.key_file)
-    values = {name: secrets[name] for name in secrets}
-    material = _pki(profile_path, target, values)
+    if values is None:
+        secrets: Secrets = load_secrets(profile_path, options.passphrase, options.key_file)
+        values = {name: secrets[name] for name in secrets}
+    material = _pki(profile_path, target, dict(values))
     env = build_env(target.plan, values, material.host_keys, profile_path=profile_path,
                     key_env=material.secret_env())
-    redactor = _redactor(values, material, options.passphrase or passphrase_from_env())
+    hidden = {**{f"hidden_{k}": v for k, v in (also_hide or {}).items()}, **values}
+    redactor = _redactor(hidden, material, options.passphrase or passphrase_from_env())
     return Prepared(target=target, playbook=playbook,
                     extravars=_extravars(profile_path, target, material), secret_env=env,
                     redactor=redactor)
