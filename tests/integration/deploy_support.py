@@ -368,3 +368,21 @@ def env_without_secrets() -> dict[str, str]:
     env = dict(os.environ)
     env["SELFHOST_PASSPHRASE"] = PASSPHRASE
     return env
+
+
+def descendants(pid: int) -> list[int]:
+    """``pid`` and every process below it, parents first."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(entry.name))
+    out, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        out.append(current)
+        todo += children.get(current, [])
+    return out

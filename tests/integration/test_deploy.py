@@ -30,6 +30,7 @@ from deploy_support import (
     Deployment,
     app_env_keys,
     assert_nothing_changed,
+    descendants,
     direct_connect_as_app,
     egress_verdict,
     env_without_secrets,
@@ -331,23 +332,6 @@ def test_bystander_port_is_open_to_root(deployed: Deployed,
 
 # -- interruptions and failures (bookworm only) ----------------------------------
 
-def _descendants(pid: int) -> list[int]:
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-            children.setdefault(ppid, []).append(int(entry.name))
-    out, todo = [], [pid]
-    while todo:
-        current = todo.pop()
-        out.append(current)
-        todo += children.get(current, [])
-    return out
-
-
 @pytest.fixture
 def fresh_air_gapped(sandbox_factory: SandboxFactory, tmp_path: Path,
                      request: pytest.FixtureRequest) -> Deployment:
@@ -376,7 +360,7 @@ def test_deploy_killed_half_way_converges_when_run_again(fresh_air_gapped: Deplo
     finally:
         watchdog.cancel()
     assert results >= 12, "the deploy ended (or went silent) before it could be cut"
-    for pid in reversed(_descendants(proc.pid)):
+    for pid in reversed(descendants(proc.pid)):
         # A short-lived child (an ssh, a dpkg) may have ended since it was listed.
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)

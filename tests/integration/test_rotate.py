@@ -28,6 +28,7 @@ from deploy_support import (
     Deployment,
     ProcessWatcher,
     assert_nothing_changed,
+    descendants,
     env_without_secrets,
     https_get_on_host,
     make_profile,
@@ -242,21 +243,6 @@ def test_a_deploy_after_the_rotation_changes_nothing(rotation: Rotation, tmp_pat
     assert_nothing_changed(again.require())
 
 
-def _descendants(pid: int) -> list[int]:
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            with contextlib.suppress(OSError, IndexError, ValueError):
-                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-                children.setdefault(ppid, []).append(int(entry.name))
-    out, todo = [], [pid]
-    while todo:
-        current = todo.pop()
-        out.append(current)
-        todo += children.get(current, [])
-    return out
-
-
 def test_a_rotation_killed_half_way_is_finished_by_the_next(rotation: Rotation) -> None:
     d = _ok(rotation).deployment
     before = load_secrets(d.profile_path, passphrase=PASSPHRASE)["cache_password"]
@@ -277,7 +263,7 @@ def test_a_rotation_killed_half_way_is_finished_by_the_next(rotation: Rotation) 
         watchdog.cancel()
     assert seen, "the rotation printed nothing"
     assert seen[-1].startswith("rotate: switch step"), "".join(seen)[-3000:]
-    for pid in reversed(_descendants(proc.pid)):
+    for pid in reversed(descendants(proc.pid)):
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
     proc.wait(timeout=30)
