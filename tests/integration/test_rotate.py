@@ -71,9 +71,11 @@ while not os.path.exists(stop) and time.monotonic() < deadline:
         status = type(exc).__name__
     counts[status] = counts.get(status, 0) + 1
     if status != "200":
-        failures.append([round(time.time(), 2), status, data[-400:].decode(errors="replace")])
+        # Every failure's time (for the gap's length); the answers of the first few.
+        body = data[-400:].decode(errors="replace") if len(failures) < 5 else ""
+        failures.append([round(time.time(), 2), status, body])
     time.sleep(0.1)
-print(json.dumps({"counts": counts, "failures": failures[:10]}))
+print(json.dumps({"counts": counts, "failures": failures}))
 """
 
 #: on the guest: does PostgreSQL let the app's role in with the password on stdin?
@@ -197,11 +199,11 @@ def test_requests_fail_only_while_the_switch_restarts_the_app(rotation: Rotation
     assert isinstance(counts, dict), r.probe
     assert isinstance(failures, list), r.probe
     assert counts.get("200", 0) > 50, r.probe
-    assert list(r.steps) == ["overlap", "switch", "settle"], r.output[-2000:]
     times = [float(f[0]) for f in failures]
+    assert not times or max(times) - min(times) <= 3.0, f"the app was down too long: {r.probe}"
+    assert list(r.steps) == ["overlap", "switch", "settle"], r.output[-2000:]
     outside = [f for f in failures if not r.steps["switch"] <= f[0] < r.steps["settle"]]
     assert outside == [], f"requests failed outside the switch step: {r.probe}"
-    assert not times or max(times) - min(times) <= 3.0, f"the app was down too long: {r.probe}"
 
 
 def test_database_refuses_the_old_password_and_takes_the_new(rotation: Rotation) -> None:
