@@ -9,9 +9,11 @@ from selfhost.cli.keys import keys
 from selfhost.cli.profile import init, plan, validate
 from selfhost.cli.sandbox import sandbox
 from selfhost.cli.subprocessors import subprocessors
+from selfhost.cli.support_bundle import support_bundle
 from selfhost.cli.verify import verify
 
 ALL: list[click.Command] = [init, validate, plan, sandbox]
 ALL += [subprocessors, keys]
 ALL += [deploy, demo]
 ALL += [verify]
+ALL += [support_bundle]
