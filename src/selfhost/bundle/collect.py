@@ -76,6 +76,7 @@ def spec(plan: Plan, host: PlanHost, since: float) -> dict[str, Any]:
         "files": wanted,
         "dirs": [layout.config_dir],
         "globs": [*(_PG_CONFIG if "postgresql" in has else ()),
+                  *(f"{UNIT_DIR}/{u}.d/*.conf" for u in unit_names),
                   f"{layout.app_base_dir}/releases/*/{MANIFEST}"],
         "secret_files": list(components.context(plan, host).secret_files),
         "current_release": f"{layout.app_base_dir}/current",
