@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 import secrets
 import subprocess
 import sys
@@ -23,6 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 from deploy_support import (
     PASSPHRASE,
     Deployment,
@@ -44,10 +47,14 @@ FOREIGN = {
     "foreign API key": "sk-proj-" + secrets.token_urlsafe(30),
     "foreign DSN password": "dsnpw-" + secrets.token_urlsafe(18),
     "foreign bearer token": secrets.token_urlsafe(32),
+    "foreign private key": ec.generate_private_key(ec.SECP256R1()).private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption()).decode(),
 }
 NOTES = "/etc/backend-chat/support-notes.txt"
 #: the app's syslog identifier: the name of its unit
 APP_TAG = "backend-chat"
+COUNTERS = re.compile(r"counter packets \d+ bytes \d+")
 
 
 @dataclass
@@ -117,7 +124,8 @@ def plant(deployment: Deployment, guest: str, values: dict[str, str]) -> None:
                   f"{name} hex {raw.hex()} url {urllib.parse.quote(value, safe='')}",
                   f'{{"note": "{json.dumps(value)[1:-1]}"}}']
     pem = next(v for n, v in values.items() if n.startswith("tls_key_"))
-    notes += ["a key pasted by mistake:", pem]
+    notes += ["a key pasted by mistake:", pem, "and another one:",
+              FOREIGN["foreign private key"]]
     notes += [f"export PAYMENTS_API_KEY={FOREIGN['foreign API key']}",
               f"legacy: postgresql://report:{FOREIGN['foreign DSN password']}@db1:5432/r",
               f"curl -H 'Authorization: Bearer {FOREIGN['foreign bearer token']}'"]
@@ -206,8 +214,10 @@ def test_the_listing_printed_before_writing_is_what_the_archive_holds(
 def test_the_bundle_holds_ruleset_journal_verify_report_and_records(bundled: Bundled) -> None:
     host = bundled.deployment.plan.hosts[0].name
     base = f"hosts/{host}"
-    ruleset = bundled.on_host("nft", "list", "ruleset")
-    assert bundled.part(f"{base}/nft-ruleset.txt") == ruleset
+    # Counters move between the two reads (verify's probes are dropped packets).
+    ruleset = COUNTERS.sub("counter", bundled.on_host("nft", "list", "ruleset"))
+    assert "table inet" in ruleset
+    assert COUNTERS.sub("counter", bundled.part(f"{base}/nft-ruleset.txt")) == ruleset
     journal = bundled.part(f"{base}/journal/tagged.log")
     assert f"{MARKER} start" in journal
     assert f"{MARKER} connecting with password=" in journal
