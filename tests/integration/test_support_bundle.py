@@ -36,6 +36,7 @@ from deploy_support import (
 )
 
 from conftest import SandboxFactory
+from selfhost.targets.inventory import read_hosts
 
 pytestmark = pytest.mark.slow
 
@@ -263,3 +264,28 @@ def test_bad_since_and_an_existing_output_are_refused(bundled: Bundled, tmp_path
     assert "the file exists" in again.stderr
     assert time.monotonic() - started < 60
     assert not (tmp_path / "b.tgz").exists()
+
+
+def test_an_unreachable_host_leaves_the_bundle_written_but_incomplete(
+        bundled: Bundled, tmp_path: Path) -> None:
+    box = bundled.deployment.box
+    host = bundled.deployment.plan.hosts[0].name
+    # The guest's own connection, but a port nothing listens on.
+    found = read_hosts(box.inventory)[box.guests[0].name]
+    inventory = tmp_path / "hosts.yml"
+    inventory.write_text(json.dumps({"all": {"hosts": {host: {**found, "ansible_port": 1}}}}))
+    out = tmp_path / "partial.tar.gz"
+    env = {**os.environ, "SELFHOST_PASSPHRASE": PASSPHRASE}
+    done = subprocess.run([SELFHOST, "support-bundle", str(bundled.deployment.profile_path),
+                           "--inventory", str(inventory), "--no-verify", "--output", str(out),
+                           "--json"], capture_output=True, text=True, env=env, timeout=300,
+                          check=False)
+    assert done.returncode == 1, done.stderr
+    manifest = json.loads(done.stdout)
+    assert [p.split(":", 1)[0] for p in manifest["problems"]] == [host]
+    assert "MISSING" in done.stderr
+    with tarfile.open(out) as tar:
+        names = {n.split("/", 1)[1] for n in tar.getnames()}
+    assert {"manifest.json", "controller/deployment.json"} <= names
+    assert not any(n.startswith("hosts/") for n in names)
+    assert oct(out.stat().st_mode & 0o777) == "0o600"

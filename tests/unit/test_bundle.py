@@ -162,3 +162,21 @@ def test_a_part_the_scrubber_cannot_clean_stops_the_bundle(monkeypatch: pytest.M
     monkeypatch.setattr(Scrubber, "scrub", lambda self, text: (text, Counter()))
     with pytest.raises(SelfhostError, match="redaction left k in hosts/h/x"):
         _scrubbed(Gathered(parts={"hosts/h/x": "Zq9-long-db-password"}), scrubber)
+
+
+def test_the_listing_names_each_part_what_was_masked_what_was_left_out_and_missing() -> None:
+    from selfhost.cli.support_bundle import _listing
+
+    text = _listing({
+        "customer_id": "acme", "hosts": ["chat1"], "since": "2027-01-14T08:00:00Z",
+        "parts": [{"name": "hosts/chat1/nft-ruleset.txt", "bytes": 2048, "masked": {}},
+                  {"name": "hosts/chat1/files/etc/x", "bytes": 10,
+                   "masked": {"database_password": 2}}],
+        "omitted": {"hosts/chat1/files/etc/backend-chat/app.env": "holds a secret"},
+        "problems": ["chat2: ssh failed"]})
+    assert text.splitlines() == [
+        "support bundle of acme (chat1), journal since 2027-01-14T08:00:00Z:",
+        "  hosts/chat1/nft-ruleset.txt  2.0 KiB",
+        "  hosts/chat1/files/etc/x  10 B  [masked: database_password x2]",
+        "  left out: hosts/chat1/files/etc/backend-chat/app.env (holds a secret)",
+        "  MISSING: chat2: ssh failed"]

@@ -94,5 +94,8 @@ def support_bundle(ctx: click.Context, *, profile: Path, since: str, output: Pat
     if result.path is not None:
         say(f"wrote {result.path} (mode 0600, {len(result.manifest['parts'])} parts)")
     if not result.complete:
-        say("the bundle is incomplete: see MISSING above")
+        if as_json:  # the listing with its MISSING lines went out as JSON
+            for problem in result.manifest["problems"]:
+                say(f"MISSING: {problem}")
+        say("the bundle is incomplete: what could not be read is marked MISSING")
         ctx.exit(int(ExitCode.DIFFERENCE))
