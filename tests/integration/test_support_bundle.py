@@ -289,3 +289,18 @@ def test_an_unreachable_host_leaves_the_bundle_written_but_incomplete(
     assert {"manifest.json", "controller/deployment.json"} <= names
     assert not any(n.startswith("hosts/") for n in names)
     assert oct(out.stat().st_mode & 0o777) == "0o600"
+
+
+def test_a_dry_run_lists_the_parts_and_writes_nothing(bundled: Bundled, tmp_path: Path
+                                                      ) -> None:
+    env = {**os.environ, "SELFHOST_PASSPHRASE": PASSPHRASE}
+    done = subprocess.run([SELFHOST, "support-bundle", str(bundled.deployment.profile_path),
+                           "--sandbox", bundled.deployment.box.name, "--no-verify",
+                           "--dry-run"], capture_output=True, text=True, env=env, timeout=300,
+                          check=False, cwd=tmp_path)
+    host = bundled.deployment.plan.hosts[0].name
+    assert done.returncode == 0, done.stderr
+    assert f"  hosts/{host}/nft-ruleset.txt  " in done.stdout
+    assert f"left out: hosts/{host}/files/etc/backend-chat/app.env (holds a secret)" \
+        in done.stdout
+    assert list(tmp_path.iterdir()) == []
