@@ -227,8 +227,12 @@ def test_the_bundle_holds_ruleset_journal_verify_report_and_records(bundled: Bun
     record = json.loads(bundled.part(f"{base}/files/etc/backend-chat/deployment.json"))
     assert record["host"] == host
     assert json.loads(bundled.part("controller/deployment.json"))["host"] is None
+    kept = json.loads(bundled.part("controller/kept-runs.json"))
+    assert [(r["status"], r["stats"][host]["failed"]) for r in kept] == [("successful", 0)]
+    # The deploy's own history, kept without being asked
     runs = json.loads(bundled.part("controller/runs.json"))
-    assert [(r["status"], r["stats"][host]["failed"]) for r in runs] == [("successful", 0)]
+    assert [(r["status"], r["rc"], r["check"], r["stats"][host]["failed"]) for r in runs] == [
+        ("successful", 0, False, 0)]
     packages = bundled.part(f"{base}/packages.tsv")
     assert any(line.split("\t")[1] == "nginx" for line in packages.splitlines())
     verdicts = json.loads(bundled.part(f"{base}/proxy-verdicts.json"))

@@ -29,7 +29,7 @@ from selfhost import __version__
 from selfhost.atomic import write_atomic
 from selfhost.bundle import collect, runs
 from selfhost.bundle.parts import Gathered, host_parts
-from selfhost.deploy import record
+from selfhost.deploy import history, record
 from selfhost.deploy.redact import Scrubber
 from selfhost.deploy.service import DeployOptions, prepare
 from selfhost.errors import InvalidInput, SelfhostError
@@ -118,7 +118,8 @@ def _controller(deployment: Deployment, options: BundleOptions, say: Say) -> Gat
     except OSError as exc:
         out.problems.append(f"controller: cannot read {profile} ({exc.strerror})")
     for name, path in (("deployment.json", record.record_path(profile, customer)),
-                       ("subprocessors.json", record.list_path(profile, customer))):
+                       ("subprocessors.json", record.list_path(profile, customer)),
+                       ("runs.json", history.history_path(record.state_dir(profile, customer)))):
         try:
             out.parts[f"controller/{name}"] = path.read_text(encoding="utf-8")
         except FileNotFoundError:
@@ -126,7 +127,7 @@ def _controller(deployment: Deployment, options: BundleOptions, say: Say) -> Gat
         except OSError as exc:
             out.problems.append(f"controller: cannot read {path} ({exc.strerror})")
     if options.artifacts:
-        out.parts["controller/runs.json"] = _dump(runs.summaries(list(options.artifacts)))
+        out.parts["controller/kept-runs.json"] = _dump(runs.summaries(list(options.artifacts)))
     if options.verify:
         # Imported here: verify brings pytest and testinfra, which a dry run never needs.
         from selfhost.verify.report import to_json  # noqa: PLC0415
