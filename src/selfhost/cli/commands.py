@@ -10,6 +10,7 @@ from selfhost.cli.profile import init, plan, validate
 from selfhost.cli.rotate import rotate
 from selfhost.cli.sandbox import sandbox
 from selfhost.cli.subprocessors import subprocessors
+from selfhost.cli.support_bundle import support_bundle
 from selfhost.cli.verify import verify
 
 ALL: list[click.Command] = [init, validate, plan, sandbox]
@@ -17,3 +18,4 @@ ALL += [subprocessors, keys]
 ALL += [deploy, demo]
 ALL += [verify]
 ALL += [rotate]
+ALL += [support_bundle]

@@ -46,6 +46,16 @@ def _summary(result: DeployResult) -> None:
         click.echo(f"Deployment record: {result.record_path}")
 
 
+def ask_passphrase(profile: Path, key_file: Path | None) -> str | None:
+    """The secrets' passphrase from a prompt, when nothing else can open them."""
+    from selfhost import secrets
+
+    if (key_file is None and secrets.passphrase_from_env() is None and sys.stdin.isatty()
+            and secrets.locked_with(profile) == "passphrase"):
+        return str(click.prompt("Passphrase for the secrets file", hide_input=True))
+    return None
+
+
 _ENGINE = click.option(
     "--engine", type=click.Choice(ENGINES), envvar=ENGINE_ENV, default=None,
     help=f"Run Ansible with Mitogen (default, faster) or plain ({ENGINE_ENV}).")
@@ -73,22 +83,21 @@ _ENGINE = click.option(
 @click.option("--key-file", type=click.Path(path_type=Path, dir_okay=False),
               envvar=KEY_FILE_ENV, default=None,
               help="Key file of the secrets (else SELFHOST_PASSPHRASE or a prompt).")
+@click.option("--keep-artifacts", type=click.Path(path_type=Path, file_okay=False),
+              default=None, help="Keep the run's ansible-runner artifacts in this directory "
+              "(only when no secret is found in them), for `support-bundle --artifacts`.")
 def deploy(*, profile: Path, inventory: Path | None, sandbox_name: str | None, check: bool,
            limit: str | None, yes: bool, override_notice: str | None, sign_key: Path | None,
-           engine: str | None, key_file: Path | None) -> None:
+           engine: str | None, key_file: Path | None, keep_artifacts: Path | None) -> None:
     """Deploy a profile onto its hosts (exit 4 names the failed host and task)."""
-    from selfhost import secrets
     from selfhost.deploy import DeployOptions
     from selfhost.deploy import deploy as run_deploy
 
-    passphrase = None
-    if (key_file is None and secrets.passphrase_from_env() is None and sys.stdin.isatty()
-            and secrets.locked_with(profile) == "passphrase"):
-        passphrase = click.prompt("Passphrase for the secrets file", hide_input=True)
+    passphrase = ask_passphrase(profile, key_file)
     options = DeployOptions(inventory=inventory, sandbox=sandbox_name, check=check,
                             limit=limit, yes=yes, engine=engine, key_file=key_file,
                             passphrase=passphrase, override_notice=override_notice,
-                            sign_key=sign_key)
+                            sign_key=sign_key, keep_artifacts=keep_artifacts)
     result = run_deploy(profile, options, reporter=_reporter, confirm=_confirm(),
                         say=click.echo)
     _summary(result)

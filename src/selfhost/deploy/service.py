@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from selfhost import __version__, inputs, pki
-from selfhost.deploy import record
+from selfhost.deploy import history, record
 from selfhost.deploy.delta import SubprocessorDelta, compare
 from selfhost.deploy.engine import Engine, choose
 from selfhost.deploy.events import Event, HostStats
@@ -228,6 +228,9 @@ def deploy(profile_path: Path, options: DeployOptions, *,
     finally:
         if shown is not None:
             shown.close()
+    history.append(history.history_path(record.state_dir(profile_path, customer)),
+                   history.entry(outcome, check=options.check, limit=options.limit,
+                                 tool_version=__version__), redactor)
     raise_for(outcome, options.timeout)
 
     written = None
