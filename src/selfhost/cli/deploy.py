@@ -62,7 +62,11 @@ _ENGINE = click.option(
 @click.option("--limit", metavar="HOSTS", default=None,
               help="Only these hosts (an Ansible pattern); no deployment record is kept.")
 @click.option("--yes", is_flag=True,
-              help="Do not ask before a deploy that changes the subprocessor list.")
+              help="Do not ask before a deploy that changes the subprocessor list, nor "
+              "before --prune removes something.")
+@click.option("--prune", is_flag=True,
+              help="Then remove the components the profile no longer uses (asks, naming "
+              "each; a database's or cache's data is archived on its host first).")
 @click.option("--override-notice", metavar="REASON", default=None,
               help="Deploy a subprocessor change before its notice is effective; the "
               "reason is recorded, signed, in the subprocessor archive.")
@@ -74,8 +78,8 @@ _ENGINE = click.option(
               envvar=KEY_FILE_ENV, default=None,
               help="Key file of the secrets (else SELFHOST_PASSPHRASE or a prompt).")
 def deploy(*, profile: Path, inventory: Path | None, sandbox_name: str | None, check: bool,
-           limit: str | None, yes: bool, override_notice: str | None, sign_key: Path | None,
-           engine: str | None, key_file: Path | None) -> None:
+           limit: str | None, yes: bool, prune: bool, override_notice: str | None,
+           sign_key: Path | None, engine: str | None, key_file: Path | None) -> None:
     """Deploy a profile onto its hosts (exit 4 names the failed host and task)."""
     from selfhost import secrets
     from selfhost.deploy import DeployOptions
@@ -88,7 +92,7 @@ def deploy(*, profile: Path, inventory: Path | None, sandbox_name: str | None, c
     options = DeployOptions(inventory=inventory, sandbox=sandbox_name, check=check,
                             limit=limit, yes=yes, engine=engine, key_file=key_file,
                             passphrase=passphrase, override_notice=override_notice,
-                            sign_key=sign_key)
+                            sign_key=sign_key, prune=prune)
     result = run_deploy(profile, options, reporter=_reporter, confirm=_confirm(),
                         say=click.echo)
     _summary(result)
