@@ -12,12 +12,14 @@ the bystanders, a second destroy is a no-op.
 from __future__ import annotations
 
 import json
+import secrets
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from deploy_support import PASSPHRASE, Deployment, make_profile, run_deploy, ssh
+from deploy_support import PASSPHRASE, Deployment, make_profile, run_deploy, secret_values
 from ruamel.yaml import YAML
 
 from conftest import SandboxFactory
@@ -25,12 +27,15 @@ from selfhost import sandbox as sandbox_mod
 from selfhost.cli.app import main
 from selfhost.deploy import DeployOptions, deploy
 from selfhost.deploy.record import state_dir
+from selfhost.deploy.teardown import Removal, remove
 from selfhost.errors import Aborted
 from selfhost.layout import LAYOUT
+from selfhost.profile_io import load_profile
 from selfhost.subprocessors.archive import archive_path
 from selfhost.subprocessors.publishing import publish
 from selfhost.subprocessors.render import today
 from selfhost.subprocessors.signing import generate_keys
+from selfhost.targets import resolve_target
 
 pytestmark = pytest.mark.slow
 
@@ -50,12 +55,14 @@ class Host:
     sign_key: Path
     deployment: Deployment
 
-    def run(self, *argv: str, timeout: float = 120) -> tuple[int, str]:
-        done = ssh(self.box, self.guest, *argv, timeout=timeout)
+    def run(self, *argv: str, timeout: float = 120, input_text: str | None = None
+            ) -> tuple[int, str]:
+        done = subprocess.run(self.box.ssh_command(self.guest, *argv), capture_output=True,
+                              text=True, timeout=timeout, check=False, input=input_text)
         return done.returncode, done.stdout + done.stderr
 
-    def out(self, *argv: str) -> str:
-        rc, text = self.run(*argv)
+    def out(self, *argv: str, input_text: str | None = None) -> str:
+        rc, text = self.run(*argv, input_text=input_text)
         assert rc == 0, f"{argv} failed on the guest: {text}"
         return text
 
@@ -136,6 +143,36 @@ def test_prune_removes_the_component_the_profile_dropped(host: Host) -> None:
     # Backups back for the destroy's final backup.
     run_deploy(host.deployment, host.profile.parent, label="backups-again").require()
     assert host.exists(f"/etc/systemd/system/{LAYOUT.backup_timer}")
+
+
+def test_removed_database_and_cache_data_is_archived_first(host: Host) -> None:
+    """The step `deploy --prune` runs for a dropped database and cache, on real data."""
+    the_plan = host.deployment.plan
+    name, db, cache = the_plan.hosts[0].name, the_plan.database.name, the_plan.cache
+    marker = "prune-marker-" + secrets.token_hex(6)
+    password = secret_values(host.profile)["cache_password"]
+    host.out("runuser", "-u", "postgres", "--", "psql", "-v", "ON_ERROR_STOP=1", "-d", db,
+             "-c", f"CREATE TABLE prune_marker (v text); INSERT INTO prune_marker VALUES "
+             f"('{marker}')")
+    host.out("sh", "-c", f"REDISCLI_AUTH=$(cat) redis-cli --user {cache.user} -p {cache.port} "
+             f"SET prune-marker {marker}", input_text=password)
+    target = resolve_target(load_profile(host.profile), sandbox=host.box.name,
+                            source=host.profile)
+    removal = Removal(components={name: ["postgresql", "redis"]})
+    remove(target, removal, engine="mitogen", timeout=600)
+
+    dump, rdb = removal.archives(the_plan)[name]
+    assert marker in host.out("sh", "-c", f"pg_restore -f - {dump}")
+    assert host.out("head", "-c", "5", rdb) == "REDIS"
+    assert host.run("grep", "-c", marker, rdb)[0] == 0
+    assert host.out("stat", "-c", "%a %U", str(Path(dump).parent)).strip() == "700 root"
+    # The database is gone (its role too), the cache is stopped.
+    databases = host.out("runuser", "-u", "postgres", "--", "psql", "-Atc",
+                         "SELECT datname FROM pg_database")
+    assert db not in databases.split()
+    assert host.run("systemctl", "is-active", LAYOUT.redis_unit)[1].strip() == "inactive"
+    # A redeploy brings both back for the rest of the module.
+    run_deploy(host.deployment, host.profile.parent, label="services-again").require()
 
 
 def test_a_declined_destroy_exits_6_and_removes_nothing(host: Host) -> None:
