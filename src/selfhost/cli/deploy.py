@@ -51,10 +51,14 @@ _ENGINE = click.option(
     help=f"Run Ansible with Mitogen (default, faster) or plain ({ENGINE_ENV}).")
 
 
+_INVENTORY = click.option(
+    "--inventory", type=click.Path(path_type=Path, dir_okay=False), default=None,
+    help="Ansible YAML inventory whose host names are the profile's.")
+
+
 @click.command()
 @click.argument("profile", type=click.Path(path_type=Path, dir_okay=False))
-@click.option("--inventory", type=click.Path(path_type=Path, dir_okay=False), default=None,
-              help="Ansible YAML inventory whose host names are the profile's.")
+@_INVENTORY
 @click.option("--sandbox", "sandbox_name", metavar="NAME", default=None,
               help="Deploy onto the guests of this sandbox, in the profile's host order.")
 @click.option("--check", is_flag=True,

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from selfhost.deploy.engine import ENGINE_ENV, ENGINES
+from selfhost.cli.deploy import _ENGINE, _INVENTORY
 from selfhost.envvars import SIGN_KEY_ENV
 
 if TYPE_CHECKING:
@@ -43,8 +43,7 @@ def _as_json(result: DestroyResult) -> str:
 
 @click.command()
 @click.argument("profile", type=click.Path(path_type=Path, dir_okay=False))
-@click.option("--inventory", type=click.Path(path_type=Path, dir_okay=False), default=None,
-              help="Ansible YAML inventory whose host names are the profile's.")
+@_INVENTORY
 @click.option("--sandbox", "sandbox_name", metavar="NAME", default=None,
               help="The hosts are the guests of this sandbox, in the profile's host order.")
 @click.option("--no-backup", is_flag=True,
@@ -54,8 +53,7 @@ def _as_json(result: DestroyResult) -> str:
 @click.option("--sign-key", type=click.Path(path_type=Path, dir_okay=False),
               envvar=SIGN_KEY_ENV, default=None,
               help="The key that signs the subprocessor archive's retirement entry.")
-@click.option("--engine", type=click.Choice(ENGINES), envvar=ENGINE_ENV, default=None,
-              help=f"Run Ansible with Mitogen (default) or plain ({ENGINE_ENV}).")
+@_ENGINE
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 def destroy(*, profile: Path, inventory: Path | None, sandbox_name: str | None,
             no_backup: bool, confirmed: bool, sign_key: Path | None, engine: str | None,

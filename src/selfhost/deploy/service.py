@@ -15,10 +15,10 @@ from selfhost import __version__, inputs, pki
 from selfhost.deploy import prune, record
 from selfhost.deploy.delta import SubprocessorDelta, compare
 from selfhost.deploy.engine import Engine, choose
-from selfhost.deploy.events import Event, HostStats
+from selfhost.deploy.events import HostStats
 from selfhost.deploy.progress import Reporter
 from selfhost.deploy.redact import Redactor
-from selfhost.deploy.runner import RunRequest, raise_for, run_playbook
+from selfhost.deploy.runner import RunRequest, run_shown
 from selfhost.deploy.secrets_env import build_env
 from selfhost.errors import Aborted, InvalidInput, PrerequisiteMissing
 from selfhost.paths import ANSIBLE_DIR
@@ -219,18 +219,7 @@ def deploy(profile_path: Path, options: DeployOptions, *,
                          secret_env=prepared.secret_env, engine=engine, check=options.check,
                          limit=options.limit, timeout=options.timeout,
                          keep_artifacts=options.keep_artifacts)
-    shown = reporter(redactor) if reporter is not None else None
-
-    def on_event(event: Event) -> None:
-        if shown is not None:
-            shown.event(event)
-
-    try:
-        outcome = run_playbook(request, redactor, on_event)
-    finally:
-        if shown is not None:
-            shown.close()
-    raise_for(outcome, options.timeout)
+    outcome = run_shown(request, redactor, reporter)
 
     written = None
     override = None

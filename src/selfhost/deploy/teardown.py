@@ -15,10 +15,10 @@ from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 
 from selfhost.deploy.engine import Engine
-from selfhost.deploy.events import Event, HostStats
+from selfhost.deploy.events import HostStats
 from selfhost.deploy.progress import Reporter
 from selfhost.deploy.redact import Redactor
-from selfhost.deploy.runner import RunRequest, raise_for, run_playbook
+from selfhost.deploy.runner import RunRequest, run_shown
 from selfhost.errors import PrerequisiteMissing
 from selfhost.paths import ANSIBLE_DIR
 from selfhost.plan import Plan
@@ -80,16 +80,5 @@ def remove(target: Target, removal: Removal, *, engine: Engine, timeout: int,
     redactor = Redactor({})
     request = RunRequest(playbook=playbook_path(), inventory=target.inventory,
                          extravars=extravars, secret_env={}, engine=engine, timeout=timeout)
-    shown = reporter(redactor) if reporter is not None else None
-
-    def on_event(event: Event) -> None:
-        if shown is not None:
-            shown.event(event)
-
-    try:
-        outcome = run_playbook(request, redactor, on_event)
-    finally:
-        if shown is not None:
-            shown.close()
-    raise_for(outcome, timeout)
+    outcome = run_shown(request, redactor, reporter)
     return RemovalResult(stats=outcome.stats, seconds=outcome.seconds)
