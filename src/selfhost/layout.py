@@ -102,6 +102,11 @@ class HostLayout(BaseModel):
 
     # -- the base system
     sysctl_file: str = "/etc/sysctl.d/60-backend-chat.conf"
+    #: the Debian packages installed before the first deploy (the common role writes
+    #: it once); ``selfhost destroy`` removes only packages that are not in it
+    package_baseline: str = "/var/lib/backend-chat/packages-before-deploy.json"
+    #: where ``deploy --prune`` archives the data of a removed database or cache
+    prune_archive_dir: str = "/var/backups/backend-chat-pruned"
     #: what the common role writes to ``sysctl_file`` and verify reads back
     kernel_settings: dict[str, int] = Field(default_factory=lambda: dict(KERNEL_SETTINGS))
 

@@ -11,10 +11,14 @@ from selfhost.paths import ANSIBLE_DIR
 _FROM_LAYOUT = re.compile(r"^\{\{ selfhost_plan\.layout\.(\w+) \}\}$")
 
 
+PLAYBOOKS = ("site.yml", "teardown.yml")
+
+
 def site_role_vars() -> dict[str, list[dict[str, str]]]:
-    """role -> the ``vars`` of each place site.yml applies it (a role entry of a play,
-    or an include_role task)."""
-    plays = YAML(typ="safe").load((ANSIBLE_DIR / "site.yml").read_text())
+    """role -> the ``vars`` of each place a playbook (site.yml, teardown.yml) applies
+    it (a role entry of a play, or an include_role task)."""
+    plays = [play for name in PLAYBOOKS
+             for play in YAML(typ="safe").load((ANSIBLE_DIR / name).read_text())]
     out: dict[str, list[dict[str, str]]] = {}
     for play in plays:
         for entry in play.get("roles", []):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from selfhost.cli.deploy import demo, deploy
+from selfhost.cli.destroy import destroy
 from selfhost.cli.keys import keys
 from selfhost.cli.profile import init, plan, validate
 from selfhost.cli.rotate import rotate
@@ -19,3 +20,4 @@ ALL += [deploy, demo]
 ALL += [verify]
 ALL += [rotate]
 ALL += [support_bundle]
+ALL += [destroy]

@@ -61,10 +61,14 @@ _ENGINE = click.option(
     help=f"Run Ansible with Mitogen (default, faster) or plain ({ENGINE_ENV}).")
 
 
+_INVENTORY = click.option(
+    "--inventory", type=click.Path(path_type=Path, dir_okay=False), default=None,
+    help="Ansible YAML inventory whose host names are the profile's.")
+
+
 @click.command()
 @click.argument("profile", type=click.Path(path_type=Path, dir_okay=False))
-@click.option("--inventory", type=click.Path(path_type=Path, dir_okay=False), default=None,
-              help="Ansible YAML inventory whose host names are the profile's.")
+@_INVENTORY
 @click.option("--sandbox", "sandbox_name", metavar="NAME", default=None,
               help="Deploy onto the guests of this sandbox, in the profile's host order.")
 @click.option("--check", is_flag=True,
@@ -72,7 +76,11 @@ _ENGINE = click.option(
 @click.option("--limit", metavar="HOSTS", default=None,
               help="Only these hosts (an Ansible pattern); no deployment record is kept.")
 @click.option("--yes", is_flag=True,
-              help="Do not ask before a deploy that changes the subprocessor list.")
+              help="Do not ask before a deploy that changes the subprocessor list, nor "
+              "before --prune removes something.")
+@click.option("--prune", is_flag=True,
+              help="Then remove the components the profile no longer uses (asks, naming "
+              "each; a database's or cache's data is archived on its host first).")
 @click.option("--override-notice", metavar="REASON", default=None,
               help="Deploy a subprocessor change before its notice is effective; the "
               "reason is recorded, signed, in the subprocessor archive.")
@@ -87,8 +95,9 @@ _ENGINE = click.option(
               default=None, help="Keep the run's ansible-runner artifacts in this directory "
               "(only when no secret is found in them), for `support-bundle --artifacts`.")
 def deploy(*, profile: Path, inventory: Path | None, sandbox_name: str | None, check: bool,
-           limit: str | None, yes: bool, override_notice: str | None, sign_key: Path | None,
-           engine: str | None, key_file: Path | None, keep_artifacts: Path | None) -> None:
+           limit: str | None, yes: bool, prune: bool, override_notice: str | None,
+           sign_key: Path | None, engine: str | None, key_file: Path | None,
+           keep_artifacts: Path | None) -> None:
     """Deploy a profile onto its hosts (exit 4 names the failed host and task)."""
     from selfhost.deploy import DeployOptions
     from selfhost.deploy import deploy as run_deploy
@@ -97,7 +106,7 @@ def deploy(*, profile: Path, inventory: Path | None, sandbox_name: str | None, c
     options = DeployOptions(inventory=inventory, sandbox=sandbox_name, check=check,
                             limit=limit, yes=yes, engine=engine, key_file=key_file,
                             passphrase=passphrase, override_notice=override_notice,
-                            sign_key=sign_key, keep_artifacts=keep_artifacts)
+                            sign_key=sign_key, prune=prune, keep_artifacts=keep_artifacts)
     result = run_deploy(profile, options, reporter=_reporter, confirm=_confirm(),
                         say=click.echo)
     _summary(result)

@@ -46,9 +46,21 @@ def left_behind(previous: DeploymentRecord | None, plan: Plan) -> list[str]:
         for component in host.components:
             if component not in now[host.name]:
                 out.append(f"{host.name}: {component} is no longer part of the deployment; "
-                           "it was left installed with its data (remove it once nothing "
-                           "needs it)")
+                           "it was left installed with its data (`selfhost deploy --prune` "
+                           "removes it once nothing needs it)")
     return out
+
+
+def dropped(previous: DeploymentRecord | None, plan: Plan) -> dict[str, list[str]]:
+    """Host -> the components the last deployment put there that the new Plan no
+    longer runs there, for the hosts still in the Plan (what ``deploy --prune``
+    removes; a host dropped from the profile is ``selfhost destroy``'s)."""
+    if previous is None:
+        return {}
+    now = {h.name: set(h.components) for h in plan.hosts}
+    out = {host.name: [c for c in host.components if c not in now[host.name]]
+           for host in previous.hosts if host.name in now}
+    return {name: comps for name, comps in out.items() if comps}
 
 
 def state_dir(profile_path: Path, customer_id: str) -> Path:

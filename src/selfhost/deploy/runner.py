@@ -42,7 +42,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import ansible_runner
 from ansible_runner.exceptions import AnsibleRunnerException
@@ -53,6 +53,9 @@ from selfhost.deploy.events import Event, Failure, HostStats, failure, parse
 from selfhost.deploy.redact import Hit, Redactor, scan
 from selfhost.envvars import PASSPHRASE_ENV
 from selfhost.errors import DeployFailed, ExitCode, SelfhostError
+
+if TYPE_CHECKING:
+    from selfhost.deploy.progress import Reporter
 
 RUN_PREFIX = "selfhost-run-"
 RUN_MARK_ENV = "SELFHOST_DEPLOY_RUN"
@@ -299,6 +302,30 @@ def run_playbook(request: RunRequest, redactor: Redactor,
         return outcome
     finally:
         shutil.rmtree(private, ignore_errors=True)
+
+
+def run_shown(request: RunRequest, redactor: Redactor,
+              reporter: Callable[[Redactor], Reporter] | None,
+              after: Callable[[RunOutcome], None] | None = None) -> RunOutcome:
+    """:func:`run_playbook` with its events on the progress display ``reporter``
+    makes (closed however the run ends), then :func:`raise_for` its outcome.
+
+    ``after`` sees every outcome that ended, failed ones too (the run history)."""
+    shown = reporter(redactor) if reporter is not None else None
+
+    def on_event(event: Event) -> None:
+        if shown is not None:
+            shown.event(event)
+
+    try:
+        outcome = run_playbook(request, redactor, on_event)
+    finally:
+        if shown is not None:
+            shown.close()
+    if after is not None:
+        after(outcome)
+    raise_for(outcome, request.timeout)
+    return outcome
 
 
 def raise_for(outcome: RunOutcome, timeout: int) -> None:

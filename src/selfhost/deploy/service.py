@@ -12,13 +12,13 @@ from pathlib import Path
 from typing import Any
 
 from selfhost import __version__, inputs, pki
-from selfhost.deploy import history, record
+from selfhost.deploy import history, prune, record
 from selfhost.deploy.delta import SubprocessorDelta, compare
 from selfhost.deploy.engine import Engine, choose
-from selfhost.deploy.events import Event, HostStats
+from selfhost.deploy.events import HostStats
 from selfhost.deploy.progress import Reporter
 from selfhost.deploy.redact import Redactor
-from selfhost.deploy.runner import RunRequest, raise_for, run_playbook
+from selfhost.deploy.runner import RunOutcome, RunRequest, run_shown
 from selfhost.deploy.secrets_env import build_env
 from selfhost.errors import Aborted, InvalidInput, PrerequisiteMissing
 from selfhost.paths import ANSIBLE_DIR
@@ -57,6 +57,8 @@ class DeployOptions:
     override_notice: str | None = None
     #: Ed25519 key that signs the override's archive entry
     sign_key: Path | None = None
+    #: after the deploy, remove the components the profile no longer uses
+    prune: bool = False
 
 
 @dataclass
@@ -76,6 +78,10 @@ class DeployResult:
     gate: notices.Gate | None = None
     #: archive entry of the recorded --override-notice, if one was needed
     override_entry: int | None = None
+    #: --prune: host -> the components removed
+    pruned: dict[str, list[str]] = field(default_factory=dict)
+    #: --prune: host -> the archives of removed data, on that host
+    prune_archives: dict[str, list[str]] = field(default_factory=dict)
 
     @property
     def changed(self) -> int:
@@ -203,7 +209,9 @@ def deploy(profile_path: Path, options: DeployOptions, *,
     list_path = record.list_path(profile_path, customer)
     on = today()
     delta = compare(record.read_list(list_path), target.plan, on)
-    leftovers = record.left_behind(record.read(rec_path), target.plan)
+    previous = record.read(rec_path)
+    leftovers = record.left_behind(previous, target.plan)
+    to_prune = record.dropped(previous, target.plan) if options.prune else {}
     if say is not None:
         if options.check or delta.changes_list:
             for line in delta.lines():
@@ -211,27 +219,20 @@ def deploy(profile_path: Path, options: DeployOptions, *,
         for line in leftovers:
             say(f"note: {line}")
     _confirm_delta(delta, options, confirm)
+    prune.confirm(to_prune, target.plan, check=options.check or options.limit is not None,
+                  yes=options.yes, confirm=confirm)
 
     request = RunRequest(playbook=prepared.playbook, inventory=target.inventory,
                          extravars=prepared.extravars,
                          secret_env=prepared.secret_env, engine=engine, check=options.check,
                          limit=options.limit, timeout=options.timeout,
                          keep_artifacts=options.keep_artifacts)
-    shown = reporter(redactor) if reporter is not None else None
+    def remember(outcome: RunOutcome) -> None:
+        history.append(history.history_path(record.state_dir(profile_path, customer)),
+                       history.entry(outcome, check=options.check, limit=options.limit,
+                                     tool_version=__version__), redactor)
 
-    def on_event(event: Event) -> None:
-        if shown is not None:
-            shown.event(event)
-
-    try:
-        outcome = run_playbook(request, redactor, on_event)
-    finally:
-        if shown is not None:
-            shown.close()
-    history.append(history.history_path(record.state_dir(profile_path, customer)),
-                   history.entry(outcome, check=options.check, limit=options.limit,
-                                 tool_version=__version__), redactor)
-    raise_for(outcome, options.timeout)
+    outcome = run_shown(request, redactor, reporter, after=remember)
 
     written = None
     override = None
@@ -244,10 +245,13 @@ def deploy(profile_path: Path, options: DeployOptions, *,
         written = rec_path
         record.write(rec_path, record.from_plan(target.plan, __version__))
         record.write_list(list_path, build_document(target.plan, on=on))
+    pruned = prune.run(target, to_prune, engine=engine, timeout=options.timeout,
+                       reporter=reporter, say=say) if written is not None else {}
     return DeployResult(profile_path=profile_path, plan=target.plan, check=options.check,
                         engine=engine, stats=outcome.stats, seconds=outcome.seconds,
                         delta=delta, record_path=written, left_behind=leftovers,
-                        gate=gate, override_entry=override)
+                        gate=gate, override_entry=override,
+                        pruned=to_prune if written is not None else {}, prune_archives=pruned)
 
 
 def _notice_gate(profile_path: Path, options: DeployOptions,

@@ -80,7 +80,19 @@ class NoticeOverride(_Entry):
     ids: list[str]
 
 
-Content = Annotated[PublishedList | RecordedNotice | NoticeOverride,
+class Retirement(_Entry):
+    """The deployment was removed from its hosts (``selfhost destroy``): from then on
+    no subprocessor of the last list receives data from it."""
+
+    kind: Literal["retired"] = "retired"
+    #: digest of the last list published before, or None when none was
+    digest: str | None
+    #: the hosts the deployment was removed from
+    hosts: list[str]
+    reason: str
+
+
+Content = Annotated[PublishedList | RecordedNotice | NoticeOverride | Retirement,
                     Field(discriminator="kind")]
 
 
@@ -270,7 +282,8 @@ def appending(path: Path, key: Ed25519PrivateKey) -> Iterator[list[Entry]]:
         write_file(path, data, mode=0o644)
 
 
-def make_entry(entries: list[Entry], content: PublishedList | RecordedNotice | NoticeOverride,
+def make_entry(entries: list[Entry],
+               content: PublishedList | RecordedNotice | NoticeOverride | Retirement,
                key: Ed25519PrivateKey, recorded_at: datetime | None = None) -> Entry:
     """The next entry after ``entries`` (signed), appended to ``entries``."""
     previous = entry_hash(entries[-1].line()) if entries else None
@@ -328,7 +341,7 @@ def activations(entries: list[Entry]) -> dict[str, Activation]:
                     kind="notice", entry=entry.seq, date=n.notice_date,
                     detail=f"notice {entry.seq} of {n.notice_date}, effective "
                     f"{n.effective_date} (archive entry {entry.seq})")
-        else:
+        elif isinstance(content, NoticeOverride):
             for sub_id in content.ids:
                 out[sub_id] = Activation(
                     kind="override", entry=entry.seq, date=entry.recorded_at.date(),

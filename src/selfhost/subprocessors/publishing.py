@@ -15,7 +15,13 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from selfhost.errors import InvalidInput
 from selfhost.subprocessors import archive, feeds
-from selfhost.subprocessors.archive import Entry, NoticeOverride, PublishedList, RecordedNotice
+from selfhost.subprocessors.archive import (
+    Entry,
+    NoticeOverride,
+    PublishedList,
+    RecordedNotice,
+    Retirement,
+)
 from selfhost.subprocessors.diff import compare
 from selfhost.subprocessors.document import SubprocessorList, build_document
 from selfhost.subprocessors.files import write_file
@@ -67,6 +73,11 @@ def feed(path: Path, entries: list[Entry]) -> feeds.Feed:
         elif isinstance(content, RecordedNotice):
             title = (f"Notice: sub-processor change effective "
                      f"{content.notice.effective_date}")
+        elif isinstance(content, Retirement):
+            out.append(feeds.FeedItem(hash=item.hash, seq=item.seq, kind=item.kind,
+                                      title="Deployment retired", recorded_at=item.recorded_at,
+                                      lines=item.changes, notice=None))
+            continue
         else:
             continue
         announced = notices.get(archive.subprocessors_digest(content.list)
@@ -139,6 +150,9 @@ def _summary(path: Path, entry: Entry, previous: PublishedList | None) -> list[s
         n = content.notice
         return [f"notice of change sent {n.notice_date}: effective {n.effective_date}, "
                 f"objections until {n.objection_deadline}", *n.lines()]
+    if isinstance(content, Retirement):
+        return [f"deployment retired: removed from {', '.join(content.hosts) or 'no host'} "
+                f"({content.reason}); its subprocessors receive no more data from it"]
     assert isinstance(content, NoticeOverride)
     pending = f"notice {content.notice_seq}" if content.notice_seq else "no notice"
     return [f"deployed before the change's notice was effective ({pending}); "
@@ -170,3 +184,18 @@ def require_archive(path: Path) -> list[Entry]:
         raise InvalidInput(f"{path}: nothing published yet (run selfhost subprocessors "
                            "publish PROFILE --sign-key KEY)")
     return entries
+
+
+def retire(path: Path, sign_key: Path, hosts: list[str], reason: str) -> int | None:
+    """Mark the deployment of the archive at ``path`` as retired (once); returns the
+    entry's number, or None when the archive already ends with a retirement."""
+    key = load_private_key(sign_key)
+    with archive.appending(path, key) as entries:
+        if entries and isinstance(entries[-1].content, Retirement):
+            return None
+        last = archive.last_list(entries)
+        entry = archive.make_entry(entries, Retirement(
+            digest=last.digest if last is not None else None, hosts=hosts, reason=reason), key)
+    if archive.last_list(entries) is not None:
+        write_feeds(path, entries)
+    return entry.seq

@@ -1,0 +1,1 @@
+../../common/library/selfhost_host_facts.py
