@@ -265,8 +265,10 @@ CASES = [
     fails("nginx.certificate", _set("tls|verified|days_left", 12.0), "(12 days)"),
     ok("nginx.config_test", "test is successful"),
     fails("nginx.config_test", _set("nginx|test", {"rc": 1, "output": "nginx: [emerg] "
-                                                   "unknown directive"}),
-          "nginx: [emerg] unknown directive"),
+                                                   "unknown directive \"bogus\" in /etc/nginx/"
+                                                   "conf.d/x.conf:3\nnginx: configuration file "
+                                                   "/etc/nginx/nginx.conf test failed"}),
+          'nginx: [emerg] unknown directive "bogus" in /etc/nginx/conf.d/x.conf:3'),
     ok("nginx.hsts", "Strict-Transport-Security: max-age=63072000"),
     fails("nginx.hsts", _set("nginx|verified|headers|strict-transport-security", "max-age=600"),
           "Strict-Transport-Security: max-age=600"),

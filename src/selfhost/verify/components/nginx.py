@@ -111,8 +111,13 @@ def _nginx(facts: Facts) -> NginxFacts:
 
 def _config_test(_: None, facts: Facts) -> Outcome:
     t = _nginx(facts)["test"]
-    return (ok if t["rc"] == 0 else bad)(t["output"].splitlines()[-1] if t["output"]
-                                         else f"exit {t['rc']}")
+    lines = t["output"].splitlines()
+    if t["rc"] == 0:
+        return ok(lines[-1] if lines else "exit 0")
+    # `nginx -t` ends with "test failed"; the reason is on the [emerg] line before it.
+    reasons = [line for line in lines if any(f"[{level}]" in line for level in
+                                             ("emerg", "alert", "crit", "error"))]
+    return bad("; ".join(reasons or lines) or f"exit {t['rc']}")
 
 
 def _headers(facts: Facts) -> dict[str, str]:
