@@ -39,9 +39,9 @@ from deploy_support import (
 )
 
 from conftest import SandboxFactory
-from selfhost.workflows.demo import address_sets
 from selfhost.init import InitRequest, run_init
 from selfhost.sandbox import Sandbox
+from selfhost.workflows.demo import address_sets
 
 pytestmark = pytest.mark.slow
 

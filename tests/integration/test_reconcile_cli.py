@@ -31,17 +31,23 @@ from deploy_support import (
     run_deploy,
     ssh,
 )
+from ruamel.yaml import YAML
 
 from conftest import SandboxFactory
+from selfhost.layout import LAYOUT
+from selfhost.paths import ANSIBLE_DIR
 
 pytestmark = pytest.mark.slow
 
 #: the installed command, as a user runs it
 SELFHOST = Path(sys.executable).parent / "selfhost"
 HOST = "chat1"
-ENV_FILE = "/etc/backend-chat/app.env"
-SQUID_CONF = "/etc/squid/squid.conf"
-NFT_TABLE = ("inet", "backend_chat")
+ENV_FILE = LAYOUT.app_env_file
+SQUID_CONF = LAYOUT.proxy_config
+#: the egress role's table (a knob of the role, at its default here) and the chain the
+#: app user's packets jump to
+NFT_TABLE = ("inet", YAML(typ="safe").load(
+    (ANSIBLE_DIR / "roles/egress/defaults/main.yml").read_text())["egress_nft_table"])
 
 
 @dataclass
