@@ -13,6 +13,7 @@ import ssl
 import subprocess
 import threading
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -240,11 +241,21 @@ def https_get_on_host(deployment: Deployment, host: str, path: str) -> tuple[int
     return int(head.split(" ", 2)[1]), parsed
 
 
-def tls_context(deployment: Deployment, version: ssl.TLSVersion) -> ssl.SSLContext:
+def tls_context(deployment: Deployment, version: ssl.TLSVersion,
+                highest: ssl.TLSVersion | None = None) -> ssl.SSLContext:
+    """A client trusting the deployment's CA that offers ``version`` up to ``highest``
+    (only ``version`` by default). Below TLS 1.2 it lowers OpenSSL's security level to
+    0, without which this side would refuse to offer the version at all: a refusal must
+    come from the server."""
     ca = state_dir(deployment.profile_path, deployment.plan.customer.id) / "ca.crt"
     context = ssl.create_default_context(cafile=str(ca))
-    context.minimum_version = version
-    context.maximum_version = version
+    with warnings.catch_warnings():
+        # TLS 1.0 and 1.1 are deprecated in Python: exactly what is being offered here.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        context.minimum_version = version
+        context.maximum_version = highest or version
+    if version < ssl.TLSVersion.TLSv1_2:
+        context.set_ciphers("DEFAULT:@SECLEVEL=0")
     return context
 
 
@@ -302,11 +313,12 @@ def sslyze_modern(address: str, domain: str, ca_pem: str, workdir: Path) -> tupl
 
 
 def https_get(deployment: Deployment, address: str, path: str,
-              version: ssl.TLSVersion = ssl.TLSVersion.TLSv1_3) -> tuple[int, Any, str]:
-    """GET over TLS ``version`` with the deployment's domain as SNI and Host; returns
-    (status, parsed JSON body or None, negotiated TLS version)."""
+              version: ssl.TLSVersion = ssl.TLSVersion.TLSv1_3,
+              highest: ssl.TLSVersion | None = None) -> tuple[int, Any, str]:
+    """GET over TLS ``version`` (to ``highest``) with the deployment's domain as SNI and
+    Host; returns (status, parsed JSON body or None, negotiated TLS version)."""
     reply = https_request(address, deployment.plan.tls.domain,
-                          tls_context(deployment, version), path)
+                          tls_context(deployment, version, highest), path)
     try:
         parsed = json.loads(reply.body)
     except ValueError:

@@ -1,10 +1,13 @@
-"""ACME mode of the playbook against Debian's pebble test CA on a sandbox guest.
+"""ACME through `selfhost deploy` against Debian's pebble test CA, on Debian 12 and 13.
 
-One guest runs pebble (``PEBBLE_VA_ALWAYS_VALID=1``: it issues without calling
-back, since nothing resolves the test domain), serving its directory over HTTPS
-with a certificate from a CA made here; the playbook trusts that CA through
-``selfhost_acme_ca``. The other guest is an all-in-one deployment in ``acme``
-mode. A second run must change nothing and must not order a new certificate.
+One guest (Debian 12) runs pebble (``PEBBLE_VA_ALWAYS_VALID=1``: it issues without
+calling back, since nothing resolves the test domain), serving its directory over
+HTTPS with a certificate from a CA made here. Per release, one all-in-one guest
+gets a profile in ``acme`` mode whose ``tls.acme.ca_file`` is that CA, and trusts
+the root pebble issues from in its system store (as a customer's hosts trust their
+own CA); it is deployed with the `selfhost deploy` command (the launcher, Mitogen), deployed again
+(changing nothing on any host, ordering no new certificate) and checked with
+`selfhost verify`.
 """
 
 from __future__ import annotations
@@ -12,9 +15,6 @@ from __future__ import annotations
 import datetime as dt
 import ipaddress
 import json
-import os
-import re
-import secrets
 import socket
 import ssl
 import subprocess
@@ -28,34 +28,30 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
-from deploy_support import https_request
-from ruamel.yaml import YAML
+from deploy_support import (
+    PASSPHRASE,
+    RELEASES,
+    Deployment,
+    assert_nothing_changed,
+    env_without_secrets,
+    https_request,
+    run_deploy,
+)
 
 from conftest import SandboxFactory
-from selfhost import pki
-from selfhost.models import Profile
-from selfhost.paths import ANSIBLE_DIR, preset_path
-from selfhost.plan import Plan, plan
-from selfhost.profile_io import load_profile
+from selfhost.init import InitRequest, run_init
 from selfhost.sandbox import Sandbox
-from selfhost.targets.inventory import read_hosts
+from selfhost.workflows.demo import address_sets
 
 pytestmark = pytest.mark.slow
 
 PEBBLE_PORT = 14000
 PEBBLE_MANAGEMENT_PORT = 15000
 DOMAIN = "chat.acme-test.internal"
-
-
-@dataclass
-class AcmeSetup:
-    box: Sandbox
-    app_address: str
-    pebble_address: str
-    directory_ca: str
-    workdir: Path
-    plan: Plan
-    env: dict[str, str]
+#: where the app host trusts the root pebble issues from (as a customer's CA root)
+ISSUER_ON_HOST = "/usr/local/share/ca-certificates/acme-test-issuer.crt"
+#: where the tls role puts the directory's CA (from tls.acme.ca_file) for certbot
+ACME_CA_ON_HOST = "/etc/backend-chat/tls/acme-directory-ca.pem"
 
 
 def _ssh(box: Sandbox, guest: str, *argv: str, stdin: str | None = None,
@@ -129,69 +125,79 @@ def _start_pebble(box: Sandbox, guest: str, address: str) -> str:
     pytest.fail("pebble did not listen on port 14000 within 60 s", pytrace=False)
 
 
-def _acme_plan(app_address: str, pebble_address: str) -> Plan:
-    data = load_profile(preset_path("air-gapped")).model_dump(mode="json")
-    data["hosts"]["app"][0]["address"] = app_address
-    data["tls"] = {"mode": "acme", "domain": DOMAIN, "min_version": "1.3",
-                   "acme": {"provider": "customer", "email": "tls@example.com",
-                            "directory_url": f"https://{pebble_address}:{PEBBLE_PORT}/dir"}}
-    return plan(Profile.model_validate(data))
+@dataclass
+class AcmeSetup:
+    release: str
+    pebble_address: str
+    directory_ca: str
+    app: Deployment
+    first: subprocess.CompletedProcess[str]
+    #: (serial of the served certificate, status of the index page, TLS version)
+    served_first: tuple[str, int, str]
+    second: Deployment
+    served_second: tuple[str, int, str]
+    verified: subprocess.CompletedProcess[str]
+
+    @property
+    def app_address(self) -> str:
+        return self.app.box.guests[0].address
+
+
+def _selfhost(*argv: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(Path(sys.executable).parent / "selfhost"), *argv],
+                          capture_output=True, text=True, timeout=1800, check=False,
+                          env=env_without_secrets())
 
 
 @pytest.fixture(scope="module")
-def acme(sandbox_factory: SandboxFactory, tmp_path_factory: pytest.TempPathFactory
+def pebble(sandbox_factory: SandboxFactory) -> tuple[str, str]:
+    """(address, CA of its HTTPS) of the ACME directory, shared by both releases."""
+    box = sandbox_factory("acme-ca", 1, "bookworm")
+    guest = box.guests[0]
+    return guest.address, _start_pebble(box, guest.name, guest.address)
+
+
+@pytest.fixture(scope="module", params=RELEASES)
+def acme(request: pytest.FixtureRequest, pebble: tuple[str, str],
+         sandbox_factory: SandboxFactory, tmp_path_factory: pytest.TempPathFactory
          ) -> AcmeSetup:
-    box = sandbox_factory("acme-test", 2, "bookworm")
-    app, pebble = box.guests
-    directory_ca = _start_pebble(box, pebble.name, pebble.address)
-    the_plan = _acme_plan(app.address, pebble.address)
-    workdir = tmp_path_factory.mktemp("acme")
-    material = pki.issue(the_plan, None, workdir / "pki")
-    extravars = {"selfhost_plan": the_plan.model_dump(mode="json"),
-                 "selfhost_pki": material.as_extravars(), "selfhost_tool_version": "test",
-                 "selfhost_acme_ca": directory_ca, "selfhost_app_release": ""}
-    (workdir / "vars.json").write_text(json.dumps(extravars))
-    _write_inventory(box, the_plan, workdir / "inventory.yml")
-    env = {f"SELFHOST_SECRET_{s.name.upper()}": secrets.token_urlsafe(24)
-           for s in the_plan.secrets_required}
-    return AcmeSetup(box, app.address, pebble.address, directory_ca, workdir, the_plan, env)
+    release: str = request.param
+    pebble_address, directory_ca = pebble
+    box = sandbox_factory(f"acme-{release[:2]}", 1, release)
+    work = tmp_path_factory.mktemp(f"acme-{release}")
+    ca_file = work / "acme-directory-ca.pem"
+    ca_file.write_text(directory_ca)
+    profile = work / "acme.yaml"
+    sets = (*address_sets("air-gapped", [box.guests[0].address]), "tls.mode=acme",
+            f"tls.domain={DOMAIN}", "tls.acme.provider=customer",
+            "tls.acme.email=tls@example.com",
+            f"tls.acme.directory_url=https://{pebble_address}:{PEBBLE_PORT}/dir",
+            f"tls.acme.ca_file={ca_file}")
+    run_init(InitRequest(output=profile, preset="air-gapped", sets=sets, force=True,
+                         passphrase=PASSPHRASE, environ={}), None, None)
+    # A customer running its own ACME CA trusts its root on its hosts, as any corporate
+    # root: that is what `verify` checks the served chain against.
+    _must(_ssh(box, box.guests[0].name, "sh", "-ec", f"cat > {ISSUER_ON_HOST} && "
+               "update-ca-certificates >/dev/null",
+               stdin=_pebble_root(pebble_address, directory_ca)),
+          "trusting the ACME CA's root")
+    first = _selfhost("deploy", str(profile), "--sandbox", box.name, "--yes")
+    app = Deployment("air-gapped", release, profile, box)
+    served_first = _served(app.box.guests[0].address, _pebble_root(pebble_address,
+                                                                   directory_ca))
+    second = run_deploy(Deployment("air-gapped", release, profile, box), work, label="second")
+    served_second = _served(app.box.guests[0].address, _pebble_root(pebble_address,
+                                                                    directory_ca))
+    verified = _selfhost("verify", str(profile), "--sandbox", box.name)
+    return AcmeSetup(release, pebble_address, directory_ca, app, first, served_first, second,
+                     served_second, verified)
 
 
-def _write_inventory(box: Sandbox, the_plan: Plan, path: Path) -> None:
-    connection = read_hosts(box.inventory)[box.guests[0].name]
-    connection.pop("selfhost_sandbox_release", None)
-    host = the_plan.hosts[0]
-    inventory = {"all": {
-        "hosts": {host.name: {**connection, "ansible_host": host.address}},
-        "children": {group: {"hosts": {host.name: None}} for group in ("app", "database",
-                                                                         "cache")}}}
-    with path.open("w") as fh:
-        YAML(typ="safe").dump(inventory, fh)
-
-
-def _playbook(setup: AcmeSetup) -> str:
-    env = {**os.environ, **setup.env, "ANSIBLE_CONFIG": str(ANSIBLE_DIR / "ansible.cfg"),
-           "ANSIBLE_NOCOLOR": "1", "ANSIBLE_STRATEGY": "linear"}
-    command = [str(Path(sys.executable).parent / "ansible-playbook"),
-               "-i", str(setup.workdir / "inventory.yml"), str(ANSIBLE_DIR / "site.yml"),
-               "-e", f"@{setup.workdir / 'vars.json'}"]
-    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=1800,
-                            check=False)
-    assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
-    return result.stdout
-
-
-def _changed(output: str) -> int:
-    match = re.search(r"^chat1\s*:.*\bchanged=(\d+)", output, re.MULTILINE)
-    assert match, output[-2000:]
-    return int(match.group(1))
-
-
-def _pebble_root(setup: AcmeSetup) -> str:
-    context = ssl.create_default_context(cadata=setup.directory_ca)
-    with socket.create_connection((setup.pebble_address, PEBBLE_MANAGEMENT_PORT),
-                                  timeout=10) as raw, \
-            context.wrap_socket(raw, server_hostname=setup.pebble_address) as conn:
+def _pebble_root(address: str, directory_ca: str) -> str:
+    """The root that signs what pebble issues (made at its start)."""
+    context = ssl.create_default_context(cadata=directory_ca)
+    with socket.create_connection((address, PEBBLE_MANAGEMENT_PORT), timeout=10) as raw, \
+            context.wrap_socket(raw, server_hostname=address) as conn:
         conn.sendall(b"GET /roots/0 HTTP/1.1\r\nHost: pebble\r\nConnection: close\r\n\r\n")
         data = b""
         while chunk := conn.recv(65536):
@@ -199,61 +205,56 @@ def _pebble_root(setup: AcmeSetup) -> str:
     return data.partition(b"\r\n\r\n")[2].decode()
 
 
-def _served(setup: AcmeSetup, root: str) -> tuple[str, int, str]:
+def _served(address: str, root: str) -> tuple[str, int, str]:
     """(serial of the served certificate, status of the index page, TLS version), verified
     against pebble's root and the domain."""
-    reply = https_request(setup.app_address, DOMAIN, ssl.create_default_context(cadata=root),
-                          "/")
+    reply = https_request(address, DOMAIN, ssl.create_default_context(cadata=root), "/")
     return (str(x509.load_der_x509_certificate(reply.certificate).serial_number),
             reply.status, reply.version)
 
 
-@pytest.fixture(scope="module")
-def first_run(acme: AcmeSetup) -> str:
-    return _playbook(acme)
+def test_the_deploy_command_succeeds(acme: AcmeSetup) -> None:
+    assert acme.first.returncode == 0, acme.first.stdout[-4000:] + acme.first.stderr[-2000:]
 
 
-@pytest.fixture(scope="module")
-def served_after_first(acme: AcmeSetup, first_run: str) -> tuple[str, int, str]:
-    return _served(acme, _pebble_root(acme))
+def test_certificate_from_the_acme_directory_is_served(acme: AcmeSetup) -> None:
+    assert acme.served_first[1] == 200
 
 
-@pytest.fixture(scope="module")
-def second_run(acme: AcmeSetup, served_after_first: tuple[str, int, str]) -> str:
-    return _playbook(acme)
+def test_acme_certificate_is_served_over_tls13(acme: AcmeSetup) -> None:
+    assert acme.served_first[2] == "TLSv1.3"
 
 
-def test_certificate_from_the_acme_directory_is_served(
-        served_after_first: tuple[str, int, str]) -> None:
-    assert served_after_first[1] == 200
+def _on_app(acme: AcmeSetup, *argv: str) -> subprocess.CompletedProcess[str]:
+    return _ssh(acme.app.box, acme.app.box.guests[0].name, *argv)
 
 
-def test_acme_certificate_is_served_over_tls13(
-        served_after_first: tuple[str, int, str]) -> None:
-    assert served_after_first[2] == "TLSv1.3"
-
-
-def test_certbot_used_the_plan_directory(acme: AcmeSetup, first_run: str) -> None:
-    renewal = _must(_ssh(acme.box, acme.box.guests[0].name, "cat",
-                         f"/etc/letsencrypt/renewal/{DOMAIN}.conf"), "reading the renewal file")
+def test_certbot_used_the_plan_directory(acme: AcmeSetup) -> None:
+    renewal = _must(_on_app(acme, "cat", f"/etc/letsencrypt/renewal/{DOMAIN}.conf"),
+                    "reading the renewal file")
     assert f"server = https://{acme.pebble_address}:{PEBBLE_PORT}/dir" in renewal
 
 
-def test_renewal_timer_is_enabled(acme: AcmeSetup, first_run: str) -> None:
-    result = _ssh(acme.box, acme.box.guests[0].name, "systemctl", "is-enabled", "certbot.timer")
-    assert result.stdout.strip() == "enabled"
+def test_renewal_timer_is_enabled(acme: AcmeSetup) -> None:
+    assert _on_app(acme, "systemctl", "is-enabled", "certbot.timer").stdout.strip() == \
+        "enabled"
 
 
-def test_renewals_trust_the_directory_ca(acme: AcmeSetup, first_run: str) -> None:
-    result = _ssh(acme.box, acme.box.guests[0].name, "systemctl", "show", "certbot.service",
-                  "--property", "Environment")
-    assert "REQUESTS_CA_BUNDLE=/etc/backend-chat/tls/acme-directory-ca.pem" in result.stdout
+def test_renewals_trust_the_directory_ca_from_the_profile(acme: AcmeSetup) -> None:
+    environment = _on_app(acme, "systemctl", "show", "certbot.service", "--property",
+                          "Environment").stdout
+    bundle = _on_app(acme, "cat", ACME_CA_ON_HOST).stdout
+    assert (f"REQUESTS_CA_BUNDLE={ACME_CA_ON_HOST}" in environment,
+            bundle.strip() == acme.directory_ca.strip()) == (True, True)
 
 
-def test_second_run_changes_nothing(second_run: str) -> None:
-    assert _changed(second_run) == 0
+def test_second_run_changes_nothing(acme: AcmeSetup) -> None:
+    assert_nothing_changed(acme.second.require())
 
 
-def test_second_run_orders_no_new_certificate(
-        acme: AcmeSetup, served_after_first: tuple[str, int, str], second_run: str) -> None:
-    assert _served(acme, _pebble_root(acme))[0] == served_after_first[0]
+def test_second_run_orders_no_new_certificate(acme: AcmeSetup) -> None:
+    assert acme.served_second[0] == acme.served_first[0]
+
+
+def test_verify_passes_on_the_acme_host(acme: AcmeSetup) -> None:
+    assert acme.verified.returncode == 0, acme.verified.stdout[-4000:] + acme.verified.stderr

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import signal
 import ssl
 import subprocess
@@ -27,6 +28,7 @@ from click.testing import CliRunner
 from deploy_support import (
     PRESETS,
     RELEASES,
+    SUPPLIED,
     Deployment,
     app_env_keys,
     assert_nothing_changed,
@@ -42,8 +44,10 @@ from deploy_support import (
     run_deploy,
     run_dirs_of,
     sandbox_name,
+    secret_values,
     ssh,
 )
+from guest_secrets import disk_hits, journal_hits, volatile_hits
 from pydantic import ValidationError
 
 from conftest import SandboxFactory
@@ -159,6 +163,40 @@ def test_secret_scan_of_redeploy_finds_nothing(redeployed: Deployed,
     assert deployment.leaks() == []
 
 
+def _oracle(deployment: Deployment) -> dict[str, str]:
+    """What is searched for on the guests: the decrypted secrets file's values, the TLS
+    host keys, the passphrase, and every third-party credential this session supplies,
+    used by this preset or not."""
+    return {**secret_values(deployment.profile_path),
+            **{f"supplied {name}": value for name, value in SUPPLIED.items()}}
+
+
+def _plan_guests(deployment: Deployment) -> list[sandbox_mod.Guest]:
+    return [g for g in deployment.box.guests
+            if g.name in {guest_for(deployment, h.name) for h in deployment.plan.hosts}]
+
+
+@pytest.mark.parametrize("case", CASES, ids=_ids)
+def test_guest_disks_hold_secrets_only_where_they_must(redeployed: Deployed,
+                                                       case: tuple[str, str]) -> None:
+    # After both deploys; the files allowed to hold secrets are guest_secrets.ALLOWED.
+    deployment = redeployed(*case)
+    deployment.require()
+    values = _oracle(deployment)
+    hits = {g.name: disk_hits(g, values) + volatile_hits(deployment.box, g, values)
+            for g in _plan_guests(deployment)}
+    assert hits == {name: [] for name in hits}
+
+
+@pytest.mark.parametrize("case", CASES, ids=_ids)
+def test_guest_journals_hold_no_secret(redeployed: Deployed, case: tuple[str, str]) -> None:
+    deployment = redeployed(*case)
+    deployment.require()
+    values = _oracle(deployment)
+    hits = {g.name: journal_hits(deployment.box, g, values) for g in _plan_guests(deployment)}
+    assert hits == {name: [] for name in hits}
+
+
 @pytest.mark.parametrize("case", CASES, ids=_ids)
 def test_scan_covered_the_runner_artifacts(deployed: Deployed, case: tuple[str, str]) -> None:
     # A scan of nothing would find nothing: the job events must have been there.
@@ -256,11 +294,34 @@ def test_healthz_reports_database_and_cache_ok(deployed: Deployed,
 
 
 @pytest.mark.parametrize("case", CASES, ids=_ids)
-def test_tls12_handshake_is_refused(deployed: Deployed, case: tuple[str, str]) -> None:
+def test_a_client_offering_tls12_and_tls13_gets_tls13(deployed: Deployed,
+                                                      case: tuple[str, str]) -> None:
     deployment = deployed(*case)
-    _, address = _app_hosts(deployment)[0]
-    with pytest.raises(ssl.SSLError):
-        https_get(deployment, address, "/", ssl.TLSVersion.TLSv1_2)
+    versions = {name: https_get(deployment, address, "/", ssl.TLSVersion.TLSv1_2,
+                                ssl.TLSVersion.TLSv1_3)[2]
+                for name, address in _app_hosts(deployment)}
+    assert versions == dict.fromkeys(versions, "TLSv1.3")
+
+
+#: versions older than nginx's minimum, each offered alone
+REFUSED_VERSIONS = {"tls12": ssl.TLSVersion.TLSv1_2, "tls11": ssl.TLSVersion.TLSv1_1,
+                    "tls10": ssl.TLSVersion.TLSv1}
+
+
+@pytest.mark.parametrize("version", sorted(REFUSED_VERSIONS))
+@pytest.mark.parametrize("case", CASES, ids=_ids)
+def test_an_older_tls_version_gets_the_servers_protocol_version_alert(
+        deployed: Deployed, case: tuple[str, str], version: str) -> None:
+    # The reason names the alert the server sent (protocol_version, 70): a refusal made
+    # on this side (no ciphers, no protocols to offer) has other reasons.
+    deployment = deployed(*case)
+    reasons = {}
+    for name, address in _app_hosts(deployment):
+        try:
+            reasons[name] = https_get(deployment, address, "/", REFUSED_VERSIONS[version])[2]
+        except ssl.SSLError as exc:
+            reasons[name] = exc.reason
+    assert reasons == dict.fromkeys(reasons, "TLSV1_ALERT_PROTOCOL_VERSION")
 
 
 @pytest.mark.parametrize("case", AI_DISABLED, ids=_ids)
@@ -289,14 +350,62 @@ def test_proxy_refuses_a_domain_off_the_allowlist(deployed: Deployed,
     assert egress_verdict(deployment, name, "exfiltration.example.org")["allowed"] is False
 
 
+PROXY_ACCESS_LOG = "/var/log/squid/access.log"
+#: a hosts-file entry on the guest (never sent anywhere): both names lead to the host's
+#: own nginx, so the proxy can really open a tunnel to the listed one
+ON_LOOPBACK = """
+cp -p /etc/hosts /root/hosts.orig
+printf '127.0.0.1 %s %s\\n' "$1" "$2" >> /etc/hosts
+systemctl restart squid
+"""
+RESTORE_HOSTS = "cp -p /root/hosts.orig /etc/hosts && systemctl restart squid"
+
+
+def _access_log(deployment: Deployment, host: str) -> list[str]:
+    done = ssh(deployment.box, guest_for(deployment, host), "cat", PROXY_ACCESS_LOG)
+    assert done.returncode == 0, done.stderr
+    return done.stdout.splitlines()
+
+
+def _access_log_verdicts(deployment: Deployment, host: str, targets: list[str], after: int
+                         ) -> dict[str, list[str]]:
+    """The proxy's own access-log verdicts (e.g. TCP_TUNNEL/200) on CONNECT target:443
+    in the lines past the first ``after``, waited for: squid's log daemon writes them a
+    moment after the tunnel closes."""
+    found: dict[str, list[str]] = {}
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        lines = [line.split() for line in _access_log(deployment, host)[after:]]
+        found = {t: [f[3] for f in lines if len(f) > 6 and f[5:7] == ["CONNECT", f"{t}:443"]]
+                 for t in targets}
+        if all(found.values()):
+            break
+        time.sleep(1)
+    return found
+
+
 @pytest.mark.parametrize("release", RELEASES)
-def test_proxy_does_not_refuse_an_allowlisted_domain(deployed: Deployed, release: str) -> None:
-    # The refusals above mean something only if the proxy treats listed hosts otherwise.
-    # Guests have no route out, so "admitted but unreachable" (or no answer while the
-    # proxy tries) is the most an allowed CONNECT can get here; never a 403.
+def test_proxy_tunnels_an_allowlisted_domain_and_refuses_an_unlisted_one(
+        deployed: Deployed, release: str) -> None:
+    # The refusals above mean something only if the proxy really opens a tunnel to a
+    # listed host: squid's 200 and its TCP_TUNNEL log line, where the unlisted name,
+    # resolving just as well, gets 403 and TCP_DENIED.
     deployment = deployed(release, "us-openai")
     name, _ = _app_hosts(deployment)[0]
-    assert egress_verdict(deployment, name, "api.openai.com")["proxy_status"] not in (403, 407)
+    guest = guest_for(deployment, name)
+    listed, unlisted = "api.openai.com", "exfiltration.example.org"
+    prepared = ssh(deployment.box, guest, "bash", "-c", ON_LOOPBACK, "-", listed, unlisted)
+    assert prepared.returncode == 0, prepared.stderr
+    try:
+        before = len(_access_log(deployment, name))
+        verdicts = {t: egress_verdict(deployment, name, t) for t in (listed, unlisted)}
+        logged = _access_log_verdicts(deployment, name, [listed, unlisted], before)
+    finally:
+        restored = ssh(deployment.box, guest, "bash", "-c", RESTORE_HOSTS)
+    assert ({t: (v["proxy_status"], v["allowed"]) for t, v in verdicts.items()}, logged,
+            restored.returncode) == ({listed: (200, True), unlisted: (403, False)},
+                                     {listed: ["TCP_TUNNEL/200"],
+                                      unlisted: ["TCP_DENIED/403"]}, 0)
 
 
 @pytest.mark.parametrize("case", CASES, ids=_ids)
@@ -340,36 +449,106 @@ def fresh_air_gapped(sandbox_factory: SandboxFactory, tmp_path: Path,
     return Deployment("air-gapped", "bookworm", make_profile(tmp_path, "air-gapped", box), box)
 
 
-def test_deploy_killed_half_way_converges_when_run_again(fresh_air_gapped: Deployment,
-                                                         tmp_path: Path) -> None:
-    d = fresh_air_gapped
-    command = [sys.executable, "-m", "selfhost.cli.app", "deploy", str(d.profile_path),
+#: task results a deploy prints before the tests cut it: well into the play, far from
+#: its end
+CUT_AFTER = 12
+#: a task result as the deploy prints it: outcome, host and task, padded into columns
+RESULT_LINE = re.compile(r"^(ok|changed) +(\S+) +(.+)$")
+
+
+def _results(output: str) -> list[tuple[str, str, str]]:
+    """(outcome, host, task) of every task result a deploy printed ("ok HOST TASK")."""
+    found = (RESULT_LINE.match(line) for line in output.splitlines())
+    return [(m[1], m[2], m[3]) for m in found if m]
+
+
+def _start_deploy(d: Deployment, environ: dict[str, str] | None = None
+                  ) -> tuple[subprocess.Popen[str], list[str]]:
+    """``selfhost deploy`` in a session of its own (as a terminal runs it), read until it
+    has printed CUT_AFTER task results; returns it running and the lines it printed."""
+    command = [str(Path(sys.executable).parent / "selfhost"), "deploy", str(d.profile_path),
                "--sandbox", d.box.name, "--yes"]
     proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True, env=env_without_secrets())
+                            text=True, env={**env_without_secrets(), **(environ or {})},
+                            start_new_session=True)
     assert proc.stdout is not None
     # A deploy that stops printing must not hang the test: the watchdog ends it.
     watchdog = threading.Timer(600, proc.kill)
     watchdog.start()
-    results = 0
+    lines: list[str] = []
     try:
         for line in proc.stdout:
-            results += line.startswith(("ok ", "changed "))
-            if results >= 12:
+            lines.append(line.rstrip("\n"))
+            if len(_results("\n".join(lines))) >= CUT_AFTER:
                 break
     finally:
         watchdog.cancel()
-    assert results >= 12, "the deploy ended (or went silent) before it could be cut"
+    assert len(_results("\n".join(lines))) >= CUT_AFTER, \
+        "the deploy ended (or went silent) before it could be cut:\n" + "\n".join(lines[-40:])
+    return proc, lines
+
+
+def test_deploy_killed_half_way_converges_when_run_again(fresh_air_gapped: Deployment,
+                                                         tmp_path: Path) -> None:
+    d = fresh_air_gapped
+    proc, lines = _start_deploy(d)
     for pid in reversed(descendants(proc.pid)):
         # A short-lived child (an ssh, a dpkg) may have ended since it was listed.
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
     proc.wait(timeout=30)
+    ran_before = {task for _, _, task in _results("\n".join(lines))}
     again = run_deploy(Deployment(d.preset, d.release, d.profile_path, d.box), tmp_path,
                        label="after-kill")
     again.require()
+    # Cut mid-play: tasks that had not run yet when it was cut ran (and changed the
+    # host) on the rerun.
+    ran_after = [(outcome, task) for outcome, _, task in _results(again.output)
+                 if task not in ran_before]
     status, body = https_get_on_host(again, _app_hosts(again)[0][0], "/healthz")
-    assert (status, body["status"], run_dirs_of(proc.pid)) == (200, "ok", [])
+    assert ("changed" in {o for o, _ in ran_after}, status, body["status"],
+            run_dirs_of(proc.pid)) == (True, 200, "ok", []), ran_after
+
+
+def _left_running(marks: list[bytes], address: str) -> list[str]:
+    """Processes of this machine still carrying one of ``marks`` in their environment,
+    or an ssh to ``address`` (ssh rewrites the environment /proc shows)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            environ = (entry / "environ").read_bytes().split(b"\0")
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        marked = any(v.startswith(m) for v in environ for m in marks)
+        if marked or (argv and argv[0].endswith(b"ssh") and address.encode() in argv):
+            found.append(f"{entry.name}: {b' '.join(argv).decode(errors='replace')[:200]}")
+    return found
+
+
+def test_ctrl_c_ends_the_deploy_with_130_and_leaves_no_ansible_behind(
+        fresh_air_gapped: Deployment) -> None:
+    from selfhost.deploy.runner import RUN_MARK_ENV, RUN_PREFIX
+
+    d = fresh_air_gapped
+    mark = f"SELFHOST_TEST_CTRL_C={os.urandom(8).hex()}"
+    proc, _ = _start_deploy(d, dict([mark.split("=", 1)]))
+    # What a terminal does on Ctrl-C: SIGINT to the foreground process group.
+    os.killpg(proc.pid, signal.SIGINT)
+    try:
+        rest, _ = proc.communicate(timeout=180)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        raise
+    deadline = time.monotonic() + 10
+    marks = [mark.encode(), f"{RUN_MARK_ENV}={RUN_PREFIX}{proc.pid}-".encode()]
+    while (left := _left_running(marks, d.box.guests[0].address)) and \
+            time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert (proc.returncode, "interrupted" in rest, "Traceback" in rest, left,
+            run_dirs_of(proc.pid)) == (130, True, False, [], []), rest[-3000:]
 
 
 def test_host_that_is_down_is_named_and_the_run_fails_cleanly(

@@ -1,11 +1,12 @@
 """Reconciliation: the subprocessor list against what the live hosts really do.
 
 From every app host it reads the deployment record, the app's wiring (the keys
-of its environment file, and the public part of its URLs) and the allowlist
-the egress proxy enforces, and compares them with the third parties the
-profile's list names. A party listed but not wired, or wired or reachable but
-not listed, is a difference; with none, the result carries the evidence that
-the list embeds (and a signature then covers).
+of its environment file, and the public part of its URLs), the allowlist the
+egress proxy enforces and where nftables lets the app user connect, and
+compares them with the third parties the profile's list names. A party listed
+but not wired, or wired or reachable but not listed, is a difference; with
+none, the result carries the evidence that the list embeds (and a signature
+then covers).
 """
 
 from __future__ import annotations
@@ -19,13 +20,14 @@ from urllib.parse import urlsplit
 
 from selfhost import __version__
 from selfhost.errors import ChecksFailed, InvalidInput
+from selfhost.hostnames import is_ip
 from selfhost.models import Profile
 from selfhost.plan import Plan, plan
 from selfhost.subprocessors.document import Evidence, EvidenceCheck
 from selfhost.targets import resolve
-from selfhost.verify import collector
-from selfhost.verify.components import app, context, egress, record
-from selfhost.verify.contract import Facts, SectionError
+from selfhost.verify import collector, nft_rules
+from selfhost.verify.components import app, context, egress, host, record
+from selfhost.verify.contract import Facts, Fragment, SectionError
 
 Kind = Literal["listed-not-wired", "wired-not-listed", "reachable-not-listed",
                "record-differs", "unreadable"]
@@ -157,6 +159,7 @@ def compare_host(p: Plan, host: str, facts: Facts, vendors: Vendors) -> list[Dif
             out.append(diff("wired-not-listed", vendors.name_destination(dest),
                             f"SMTP_URL points at {dest}"))
     out += _allowlist_differences(p, facts, vendors, diff)
+    out += _firewall_differences(p, facts, vendors, diff)
     return out
 
 
@@ -190,6 +193,34 @@ def _allowlist_differences(p: Plan, facts: Facts, vendors: Vendors,
     return out
 
 
+def _firewall_differences(p: Plan, facts: Facts, vendors: Vendors,
+                          diff: DiffMaker) -> list[Difference]:
+    """Destinations nftables lets the app user reach directly that the Plan does not
+    name: the proxy is not the only way out if a rule opens another (the split
+    topology's direct database and cache are the Plan's; names resolved at deploy
+    time are matched by port, as the host resolved them then)."""
+    try:
+        nft = host.nftables(facts)
+    except SectionError as exc:
+        return [diff("unreadable", "nftables ruleset", str(exc))]
+    if "error" in nft:
+        return [diff("unreadable", "nftables ruleset", nft["error"])]
+    planned = {str(e) for e in p.app_direct}
+    named_ports = {str(e.port) for e in p.app_direct if not is_ip(e.host)}
+    out = []
+    for rule in nft_rules.app_user_accepts(nft.get("output_rules", {}),
+                                           nft.get("chain_rules", {}), p.app.user):
+        if rule.stays_on_the_host():
+            continue
+        for dest in rule.destinations():
+            if dest in planned or dest.rsplit(":", 1)[1] in named_ports:
+                continue
+            out.append(diff("reachable-not-listed", vendors.name_destination(dest),
+                            f"nftables lets {p.app.user} connect to {dest} "
+                            f"({rule.chain} rule {rule.position})"))
+    return out
+
+
 def _evidence(p: Plan, facts: dict[str, Facts]) -> Evidence:
     rows = []
     for target in p.hosts_with("app"):
@@ -218,7 +249,8 @@ def _spec(p: Plan, host: str) -> dict[str, object]:
     return collector.merge([
         record.fragment(ctx),
         app.fragment(ctx, public=["AI_PROVIDER"], url_keys=["SMTP_URL"], healthz=False),
-        egress.fragment(ctx, destinations=[], direct=None, log=False)])
+        egress.fragment(ctx, destinations=[], direct=None, log=False),
+        Fragment(sections={"nftables": None})])
 
 
 def reconcile(profile_path: Path, *, inventory: Path | None = None,
