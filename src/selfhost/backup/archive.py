@@ -120,7 +120,7 @@ class Writer:
         self._buffer.clear()
 
 
-def _damaged(path: Path, why: str) -> InvalidInput:
+def damaged(path: Path, why: str) -> InvalidInput:
     return InvalidInput(f"{path}: the backup is damaged or was altered ({why}); nothing "
                         "was changed. Use another copy of the backup")
 
@@ -136,14 +136,14 @@ def read_header(path: Path, stream: BinaryIO) -> tuple[Header, bytes]:
         raise InvalidInput(f"{path}: backup format version {version} is not supported "
                            f"(this selfhost reads version {VERSION}); use a matching selfhost")
     if size > _MAX_HEADER:
-        raise _damaged(path, f"header length {size}")
+        raise damaged(path, f"header length {size}")
     raw = stream.read(size)
     if len(raw) < size:
-        raise _damaged(path, "it ends inside its header")
+        raise damaged(path, "it ends inside its header")
     try:
         header = Header.model_validate_json(raw)
     except ValidationError:
-        raise _damaged(path, "its header is not valid") from None
+        raise damaged(path, "its header is not valid") from None
     return header, hashlib.sha256(fixed + raw).digest()
 
 
@@ -169,7 +169,7 @@ class Reader:
         try:
             salt = bytes.fromhex(self.header.salt)
         except ValueError:
-            raise _damaged(self.path, "its header salt is not hex") from None
+            raise damaged(self.path, "its header salt is not hex") from None
         enc_key, check_key = _keys(self.backup_key, salt)
         if not hmac.compare_digest(_key_check(check_key), self.header.key_check):
             raise SecretsError(
@@ -185,13 +185,13 @@ class Reader:
         while True:
             raw_len = self.stream.read(_LEN.size)
             if len(raw_len) < _LEN.size:
-                raise _damaged(self.path, "it is truncated: its last part is missing")
+                raise damaged(self.path, "it is truncated: its last part is missing")
             (size,) = _LEN.unpack(raw_len)
             if size < _TAG or size > limit:
-                raise _damaged(self.path, f"part {index} has an impossible length")
+                raise damaged(self.path, f"part {index} has an impossible length")
             sealed = self.stream.read(size)
             if len(sealed) < size:
-                raise _damaged(self.path, f"it is truncated inside part {index}")
+                raise damaged(self.path, f"it is truncated inside part {index}")
             last = False
             try:
                 data = aead.decrypt(_nonce(index, False), sealed, self.aad)
@@ -200,12 +200,12 @@ class Reader:
                     data = aead.decrypt(_nonce(index, True), sealed, self.aad)
                     last = True
                 except InvalidTag:
-                    raise _damaged(self.path, f"part {index} fails authentication") from None
+                    raise damaged(self.path, f"part {index} fails authentication") from None
             yield data
             index += 1
             if last:
                 if self.stream.read(1):
-                    raise _damaged(self.path, "data follows its last part")
+                    raise damaged(self.path, "data follows its last part")
                 return
 
 

@@ -114,15 +114,10 @@ class Opened:
         return self.directory / name
 
 
-def _damaged(path: Path, why: str) -> InvalidInput:
-    return InvalidInput(f"{path}: the backup is damaged or was altered ({why}); nothing "
-                        "was changed. Use another copy of the backup")
-
-
 def _safe_name(path: Path, name: str) -> str:
     parts = Path(name).parts
     if not parts or name.startswith("/") or ".." in parts:
-        raise _damaged(path, f"member name {name!r}")
+        raise archive.damaged(path, f"member name {name!r}")
     return name
 
 
@@ -132,7 +127,7 @@ def _extract(path: Path, source: BinaryIO, into: Path) -> dict[str, Path]:
         for info in tar:
             name = _safe_name(path, info.name)
             if not info.isfile() or name in found:
-                raise _damaged(path, f"unexpected member {name!r}")
+                raise archive.damaged(path, f"unexpected member {name!r}")
             target = into / name
             target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
             data = tar.extractfile(info)
@@ -165,7 +160,7 @@ def open_backup(path: Path, backup_key: str, secrets_file: Path, into: Path,
         try:
             found = _extract(path, archive.ChunkStream(chunks), into)  # type: ignore[arg-type]
         except tarfile.TarError as exc:
-            raise _damaged(path, f"its contents are not a valid tar stream: {exc}") from None
+            raise archive.damaged(path, f"its contents are not a valid tar stream: {exc}") from None
         # The tar end may come before the last chunk; the rest must still authenticate.
         for _rest in chunks:
             pass
@@ -183,20 +178,20 @@ def refuse_other_customer(path: Path, header: archive.Header, customer_id: str) 
 def _checked(path: Path, header: archive.Header, found: dict[str, Path],
              into: Path) -> Opened:
     if MANIFEST not in found:
-        raise _damaged(path, "it has no manifest")
+        raise archive.damaged(path, "it has no manifest")
     try:
         manifest = Manifest.model_validate_json(found.pop(MANIFEST).read_bytes())
     except ValidationError:
-        raise _damaged(path, "its manifest is not valid") from None
+        raise archive.damaged(path, "its manifest is not valid") from None
     if (manifest.customer_id, manifest.profile_fingerprint) != (
             header.customer_id, header.profile_fingerprint):
-        raise _damaged(path, "its manifest and header name different deployments")
+        raise archive.damaged(path, "its manifest and header name different deployments")
     if set(found) != set(manifest.members):
         missing = sorted(set(manifest.members) - set(found))
         extra = sorted(set(found) - set(manifest.members))
-        raise _damaged(path, f"members missing {missing}, unlisted {extra}")
+        raise archive.damaged(path, f"members missing {missing}, unlisted {extra}")
     for name, member in manifest.members.items():
         target = found[name]
         if target.stat().st_size != member.bytes or sha256_file(target) != member.sha256:
-            raise _damaged(path, f"{name} does not match its checksum in the manifest")
+            raise archive.damaged(path, f"{name} does not match its checksum in the manifest")
     return Opened(header=header, manifest=manifest, directory=into)
