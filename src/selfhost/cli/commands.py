@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from selfhost.cli.backup import backup, restore
 from selfhost.cli.deploy import demo, deploy
 from selfhost.cli.destroy import destroy
 from selfhost.cli.keys import keys
@@ -21,3 +22,4 @@ ALL += [verify]
 ALL += [rotate]
 ALL += [support_bundle]
 ALL += [destroy]
+ALL += [backup, restore]

@@ -14,6 +14,11 @@ backend.chat and never claims to be.
   GET /ws        WebSocket echo, to test the upgrade path through nginx
   GET /client    JSON: the peer address and the forwarding headers as received,
                  so the proxy's rewriting of the client's address can be checked
+  GET /canary    JSON: the canary rows in the app's database
+  POST /canary?value=V
+                 writes V (1-100 letters, digits, '.', '_', '-') as a canary row, then
+                 answers as GET does; loopback callers only, for backup and
+                 restore tests
 
 Deploy it together with contract_probe_checks.py, in one directory.
 ``--check`` runs the checks once, prints the report, exits 0 (ok) or 1 (degraded).
@@ -46,6 +51,7 @@ from contract_probe_checks import (
     VERSION,
     Checker,
     Env,
+    canary,
     probe_egress,
     run_checks,
     scrub,
@@ -60,6 +66,7 @@ WS_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 # nginx adds one of these; their presence means the caller is not a local process.
 FORWARDING_HEADERS = ("X-Forwarded-For", "X-Real-IP", "Forwarded")
 # Validated before it goes into the CONNECT line, so no header can be injected.
+CANARY_VALUE = re.compile(r"[A-Za-z0-9._-]{1,100}")
 TARGET_HOST = re.compile(r"[A-Za-z0-9.-]{1,253}|\[[0-9A-Fa-f:.]{2,45}\]")
 
 
@@ -182,16 +189,41 @@ class ProbeHandler(BaseHTTPRequestHandler):
         elif path == "/client":
             self._json(200, {"peer": self.client_address[0],
                              **{h: self.headers.get_all(h, []) for h in FORWARDING_HEADERS}})
+        elif path == "/canary":
+            self._canary(None)
         elif path == "/":
             self._send(200, INDEX.encode(), "text/html; charset=utf-8")
         else:
             self._json(404, {"detail": "not found"})
 
+    def do_POST(self) -> None:
+        # A request body is never read, so the connection cannot be reused.
+        self.close_connection = True
+        if urlsplit(self.path).path != "/canary":
+            self._json(404, {"detail": "not found"})
+            return
+        value = parse_qs(urlsplit(self.path).query).get("value", [""])[0]
+        if not CANARY_VALUE.fullmatch(value):
+            self._json(400, {"detail": "expected ?value= of 1-100 letters, digits, . _ -"})
+            return
+        self._canary(value)
+
+    def _local_caller(self) -> bool:
+        forwarded = any(h in self.headers for h in FORWARDING_HEADERS)
+        return self.client_address[0] == "127.0.0.1" and not forwarded
+
+    def _canary(self, value: str | None) -> None:
+        # Like /egress: a test hook on the database, never reachable through nginx.
+        if not self._local_caller():
+            self._json(403, {"detail": "/canary is for loopback callers, not through nginx"})
+            return
+        result = canary(self.probe.env, value)
+        self._json(200 if result["ok"] else 503, scrub(result, self.probe.secrets))
+
     def _egress(self) -> None:
         # Only for local callers such as verify: nginx must not expose it, and a
         # forwarded request is refused even if it does.
-        forwarded = any(h in self.headers for h in FORWARDING_HEADERS)
-        if self.client_address[0] != "127.0.0.1" or forwarded:
+        if not self._local_caller():
             self._json(403, {"detail": "/egress is for loopback callers, not through nginx"})
             return
         query = parse_qs(urlsplit(self.path).query)

@@ -133,6 +133,45 @@ def check_database(env: Env) -> dict[str, Any]:
     return result
 
 
+# The canary rows (table selfhost_probe_canary): data a test writes before a backup
+# and reads after a restore. The statements are constants; the value is a parameter.
+_CANARY_CREATE = ("CREATE TABLE IF NOT EXISTS selfhost_probe_canary (id bigserial PRIMARY KEY, "
+                  "value text NOT NULL, written timestamptz NOT NULL DEFAULT now())")
+_CANARY_INSERT = "INSERT INTO selfhost_probe_canary (value) VALUES (%s)"
+_CANARY_SELECT = "SELECT value, written FROM selfhost_probe_canary ORDER BY id LIMIT 200"
+
+
+def _canary_conn(env: Env) -> Any:
+    url = env.get("DATABASE_URL", "")
+    if not url or psycopg2 is None:
+        raise RuntimeError("DATABASE_URL is not set" if not url
+                           else "python3-psycopg2 is not installed")
+    return psycopg2.connect(url, connect_timeout=CHECK_TIMEOUT,
+                            application_name="selfhost-contract-probe")
+
+
+def canary(env: Env, value: str | None) -> dict[str, Any]:
+    """Write ``value`` as a canary row (when given), then read every row back.
+
+    The table lives in the app's own database, so a backup and restore of that
+    database carries the rows with it.
+    """
+    try:
+        conn = _canary_conn(env)
+        try:
+            with conn, conn.cursor() as cur:
+                cur.execute(_CANARY_CREATE)
+                if value is not None:
+                    cur.execute(_CANARY_INSERT, (value,))
+                cur.execute(_CANARY_SELECT)
+                rows = [{"value": v, "written": w.isoformat()} for v, w in cur.fetchall()]
+        finally:
+            conn.close()
+    except Exception as exc:  # reported, never a crash
+        return {"ok": False, "detail": f"database: {_one_line(exc)}", "rows": []}
+    return {"ok": True, "detail": "", "rows": rows}
+
+
 def check_cache(env: Env) -> dict[str, Any]:
     url = env.get("REDIS_URL", "")
     tls = url.startswith("rediss://")
