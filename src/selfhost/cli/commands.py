@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from selfhost.cli.certs import certs
 from selfhost.cli.deploy import demo, deploy
 from selfhost.cli.keys import keys
 from selfhost.cli.profile import init, plan, validate
@@ -15,3 +16,4 @@ ALL: list[click.Command] = [init, validate, plan, sandbox]
 ALL += [subprocessors, keys]
 ALL += [deploy, demo]
 ALL += [verify]
+ALL += [certs]
