@@ -257,3 +257,22 @@ def test_second_run_changes_nothing(second_run: str) -> None:
 def test_second_run_orders_no_new_certificate(
         acme: AcmeSetup, served_after_first: tuple[str, int, str], second_run: str) -> None:
     assert _served(acme, _pebble_root(acme))[0] == served_after_first[0]
+
+
+def test_a_dry_run_renewal_succeeds_as_the_timer_runs_it(
+        acme: AcmeSetup, served_after_first: tuple[str, int, str], second_run: str) -> None:
+    """The renewal certbot.timer triggers, in certbot.service's own environment (the
+    directory's CA bundle), as a dry run against the test directory: it must order a
+    test certificate, put nginx back, and leave the served certificate alone."""
+    guest = acme.box.guests[0].name
+    environment = _must(_ssh(acme.box, guest, "systemctl", "show", "certbot.service",
+                             "--property", "Environment", "--value"), "reading the unit")
+    assert "REQUESTS_CA_BUNDLE=" in environment
+    result = _ssh(acme.box, guest, "env", *environment.split(), "certbot", "renew",
+                  "--dry-run", "--no-random-sleep-on-renew", "--cert-name", DOMAIN)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    assert "Congratulations, all simulated renewals succeeded" in output, output
+    active = _ssh(acme.box, guest, "systemctl", "is-active", "nginx.service")
+    assert active.stdout.strip() == "active"
+    assert _served(acme, _pebble_root(acme))[0] == served_after_first[0]

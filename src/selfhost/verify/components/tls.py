@@ -140,7 +140,9 @@ TLS13 = CheckDef("nginx.tls13", "nginx", "a TLS 1.3 handshake succeeds", _tls13)
 TLS12_REFUSED = CheckDef("nginx.tls12_refused", "nginx", "with minimum 1.3: a TLS 1.2-only "
                          "handshake fails (while 1.3 succeeds)", _tls12_refused)
 CERTIFICATE = CheckDef("nginx.certificate", "nginx", "the chain verifies for the domain and "
-                       f"does not expire within {MIN_DAYS} days", _certificate)
+                       f"does not expire within {MIN_DAYS} days (a provided one: a warning "
+                       f"within {MIN_DAYS}, a failure within {PROVIDED_MIN_DAYS})",
+                       _certificate)
 DEFS = (TLS13, TLS12_REFUSED, CERTIFICATE)
 
 
