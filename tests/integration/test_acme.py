@@ -258,3 +258,23 @@ def test_second_run_orders_no_new_certificate(acme: AcmeSetup) -> None:
 
 def test_verify_passes_on_the_acme_host(acme: AcmeSetup) -> None:
     assert acme.verified.returncode == 0, acme.verified.stdout[-4000:] + acme.verified.stderr
+
+
+def test_a_dry_run_renewal_succeeds_as_the_timer_runs_it(acme: AcmeSetup) -> None:
+    """The renewal certbot.timer triggers, in certbot.service's own environment (the
+    directory's CA bundle), as a dry run against the test directory: it must order a
+    test certificate, put nginx back, and leave the served certificate alone."""
+    environment = _must(_on_app(acme, "systemctl", "show", "certbot.service",
+                                "--property", "Environment", "--value"), "reading the unit")
+    assert "REQUESTS_CA_BUNDLE=" in environment
+    # --dry-run alone swaps the renewal's server for Let's Encrypt's staging directory;
+    # the Plan's directory is named again so that nothing is sent anywhere else.
+    result = _on_app(acme, "env", *environment.split(), "certbot", "renew", "--dry-run",
+                     "--no-random-sleep-on-renew", "--cert-name", DOMAIN,
+                     "--server", f"https://{acme.pebble_address}:{PEBBLE_PORT}/dir")
+    output = result.stdout + result.stderr
+    served = _served(acme.app.box.guests[0].address,
+                     _pebble_root(acme.pebble_address, acme.directory_ca))
+    assert (result.returncode, "Congratulations, all simulated renewals succeeded" in output,
+            _on_app(acme, "systemctl", "is-active", "nginx.service").stdout.strip(),
+            served[0]) == (0, True, "active", acme.served_first[0]), output

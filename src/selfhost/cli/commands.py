@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from selfhost.cli.backup import backup, restore
+from selfhost.cli.certs import certs
 from selfhost.cli.deploy import demo, deploy
 from selfhost.cli.destroy import destroy
 from selfhost.cli.keys import keys
@@ -23,3 +24,4 @@ ALL += [rotate]
 ALL += [support_bundle]
 ALL += [destroy]
 ALL += [backup, restore]
+ALL += [certs]

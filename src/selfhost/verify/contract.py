@@ -30,10 +30,16 @@ P = TypeVar("P")
 class Outcome:
     passed: bool
     found: str
+    #: passed, but something needs the operator's attention soon (a certificate to renew)
+    warning: bool = False
 
 
 def ok(found: str) -> Outcome:
     return Outcome(True, found)
+
+
+def warn(found: str) -> Outcome:
+    return Outcome(True, found, warning=True)
 
 
 def bad(found: str) -> Outcome:

@@ -19,6 +19,8 @@ class CheckResult:
     check: AnyCheck
     passed: bool
     found: str
+    #: passed, with something to act on soon (shown as WARN)
+    warning: bool = False
 
 
 @dataclass
@@ -43,6 +45,10 @@ class VerifyResult:
     def failures(self) -> list[CheckResult]:
         return [r for r in self.results if not r.passed]
 
+    @property
+    def warnings(self) -> list[CheckResult]:
+        return [r for r in self.results if r.passed and r.warning]
+
 
 def summary(result: VerifyResult) -> str:
     """A readable report: one block per component, each failure with expected/found/fix."""
@@ -56,8 +62,11 @@ def summary(result: VerifyResult) -> str:
         lines.append("")
         lines.append(f"{component}: {passed}/{len(rows)} passed")
         for r in rows:
-            mark = "ok  " if r.passed else "FAIL"
+            mark = "FAIL" if not r.passed else "WARN" if r.warning else "ok  "
             lines.append(f"  {mark} {r.check.host}: {r.check.description}")
+            if r.warning and r.passed:
+                lines.append(f"         found:    {r.found}")
+                lines.append(f"         fix:      {r.check.fix}")
             if not r.passed:
                 lines.append(f"         expected: {r.check.expected}")
                 lines.append(f"         found:    {r.found}")
@@ -72,7 +81,9 @@ def summary(result: VerifyResult) -> str:
         lines.append(f"note: {note}")
     failed = len(result.failures)
     lines.append("")
+    warned = len(result.warnings)
     lines.append(f"{len(result.results) - failed} passed, {failed} failed"
+                 + (f", {warned} with a warning" if warned else "")
                  + ("" if failed else ": the hosts match the Plan"))
     return "\n".join(lines)
 
@@ -89,9 +100,10 @@ def to_json(result: VerifyResult) -> dict[str, Any]:
         "ok": result.ok,
         "passed": sum(r.passed for r in result.results),
         "failed": len(result.failures),
+        "warnings": len(result.warnings),
         "checks": [{"id": r.check.id, "component": r.check.component, "host": r.check.host,
                     "description": r.check.description, "expected": r.check.expected,
-                    "found": r.found, "result": "pass" if r.passed else "fail",
+                    "found": r.found, "result": _result(r),
                     "fix": r.check.fix} for r in result.results],
         "observed_egress": {
             host: {d: {"requests": v.requests, "contacted": v.contacted, "refused": v.refused,
@@ -101,6 +113,10 @@ def to_json(result: VerifyResult) -> dict[str, Any]:
             for host, seen in sorted(result.observed.items())},
         "not_generated": result.not_generated,
     }
+
+
+def _result(r: CheckResult) -> str:
+    return "fail" if not r.passed else "warn" if r.warning else "pass"
 
 
 def write_json(result: VerifyResult, path: Path) -> None:

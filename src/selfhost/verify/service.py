@@ -68,8 +68,8 @@ def run(deployment: Deployment, *, junit: Path | None = None,
         profile_path=deployment.profile_path, source=deployment.source,
         profile_fingerprint=plan.profile_fingerprint, hosts=[h.name for h in plan.hosts],
         started_at=started, seconds=time.monotonic() - clock,
-        results=[CheckResult(c, outcomes[c.key].passed, outcomes[c.key].found)
-                 for c in checks],
+        results=[CheckResult(c, outcomes[c.key].passed, outcomes[c.key].found,
+                             outcomes[c.key].warning) for c in checks],
         observed=observed_egress(facts), not_generated=not_generated)
     return result, facts
 

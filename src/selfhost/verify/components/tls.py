@@ -21,11 +21,15 @@ from selfhost.verify.contract import (
     Section,
     bad,
     ok,
+    warn,
 )
 from selfhost.verify.remote_base import tls_connect, unverified_context
 
 #: a certificate closer to its end than this fails (renewal is overdue)
 MIN_DAYS = 30
+#: provided certificates are renewed by the customer: a warning from MIN_DAYS on, a
+#: failure only this close to the end
+PROVIDED_MIN_DAYS = 7
 
 
 class Handshake(TypedDict, total=False):
@@ -111,6 +115,10 @@ def _tls12_refused(_: None, facts: Facts) -> Outcome:
 class CertParams:
     domain: str
     min_days: int
+    #: warn (and still pass) below this many days; None: no warning level
+    warn_days: int | None = None
+    #: the host file a warning or failure names as the one to replace
+    path: str = ""
 
 
 def _certificate(params: CertParams, facts: Facts) -> Outcome:
@@ -121,14 +129,20 @@ def _certificate(params: CertParams, facts: Facts) -> Outcome:
     if days is None:
         return bad(f"the certificate for {params.domain} has no expiry date")
     found = f"valid for {params.domain}, expires {v.get('not_after')} ({days:.0f} days)"
-    return (ok if days >= params.min_days else bad)(found)
+    if days < params.min_days:
+        return bad(found + (f"; replace {params.path}" if params.path else ""))
+    if params.warn_days is not None and days < params.warn_days:
+        return warn(f"{found}; renew it soon: replace {params.path}")
+    return ok(found)
 
 
 TLS13 = CheckDef("nginx.tls13", "nginx", "a TLS 1.3 handshake succeeds", _tls13)
 TLS12_REFUSED = CheckDef("nginx.tls12_refused", "nginx", "with minimum 1.3: a TLS 1.2-only "
                          "handshake fails (while 1.3 succeeds)", _tls12_refused)
 CERTIFICATE = CheckDef("nginx.certificate", "nginx", "the chain verifies for the domain and "
-                       f"does not expire within {MIN_DAYS} days", _certificate)
+                       f"does not expire within {MIN_DAYS} days (a provided one: a warning "
+                       f"within {MIN_DAYS}, a failure within {PROVIDED_MIN_DAYS})",
+                       _certificate)
 DEFS = (TLS13, TLS12_REFUSED, CERTIFICATE)
 
 
@@ -153,6 +167,9 @@ def part(ctx: Context) -> Part:
             expected="a TLS 1.2-only handshake fails",
             fix="set `ssl_protocols TLSv1.3;` in every server block (or redeploy) and reload "
             "nginx"))
+    if tls.mode == "provided":
+        checks.append(_provided_certificate(ctx))
+        return _with_facts(ctx, checks)
     checks.append(CERTIFICATE.make(
         host, CertParams(tls.domain, MIN_DAYS),
         description="the certificate is valid for the domain",
@@ -160,6 +177,25 @@ def part(ctx: Context) -> Part:
         f"{MIN_DAYS} days",
         fix="renew or replace the certificate (`selfhost deploy` renews internal ones; in "
         "provided mode update tls.cert_file)"))
+    return _with_facts(ctx, checks)
+
+
+def _provided_certificate(ctx: Context) -> AnyCheck:
+    """The customer renews a provided certificate: warn a month ahead, fail in the last
+    week, and name the file (the profile's tls.cert_file, deployed to nginx's copy)."""
+    tls, served = ctx.plan.tls, ctx.plan.layout.nginx_tls_cert
+    return CERTIFICATE.make(
+        ctx.host, CertParams(tls.domain, PROVIDED_MIN_DAYS, MIN_DAYS, served),
+        description="the provided certificate is valid for the domain",
+        expected=f"a chain that verifies for {tls.domain} and does not expire within "
+        f"{PROVIDED_MIN_DAYS} days (a warning within {MIN_DAYS})",
+        fix=f"replace the files tls.cert_file and tls.key_file name in the profile with a "
+        f"renewed certificate and key, then run `selfhost deploy` (it installs them as "
+        f"{served})")
+
+
+def _with_facts(ctx: Context, checks: list[AnyCheck]) -> Part:
+    tls, host = ctx.plan.tls, ctx.host
     return Part(checks, Fragment(sections={"tls": {
         "addresses": ["127.0.0.1", host.address], "domain": tls.domain,
         "ca": ctx.plan.layout.ca_cert}}))
