@@ -79,3 +79,28 @@ def test_redact_knows_every_form_a_secret_takes_in_a_file(form: str, encoded: st
     text = f"DATABASE_URL=postgresql://u:{encoded}@db/x"
     assert Redactor({"database_password": SECRET}).redact(text) == (
         f"DATABASE_URL=postgresql://u:{MASK}@db/x"), form
+
+
+def test_a_key_line_of_public_bytes_only_is_not_a_secret_but_the_rest_is() -> None:
+    # A certificate carries its key's public point; the line of a PKCS#8 EC key that
+    # holds nothing else can appear in the certificate's base64, and is no leak.
+    import base64
+
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                            serialization.NoEncryption()).decode()
+    point = key.public_key().public_bytes(serialization.Encoding.X962,
+                                          serialization.PublicFormat.UncompressedPoint)
+    scalar = key.private_numbers().private_value.to_bytes(32, "big")
+    body = pem.splitlines()[1:-1]
+    public = [line for line in body if base64.b64decode(line + "=" * (-len(line) % 4))
+              in point]
+    secret = [line for line in body if scalar[:8] in base64.b64decode(line)]
+    redactor = Redactor({"tls_key": pem})
+    assert (len(public), len(secret),
+            [redactor.redact(f"cert: {line}") for line in public],
+            [redactor.redact(f"cert: {line}") for line in secret]) == (
+        1, 1, [f"cert: {public[0]}"], [f"cert: {MASK}"])

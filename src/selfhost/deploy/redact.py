@@ -42,14 +42,52 @@ def encodings(value: str) -> list[str]:
     return list(dict.fromkeys(forms + escaped))
 
 
+def _public_lines(value: str) -> set[str]:
+    """Lines of a PEM private key that hold only public bytes (an EC key's point, an
+    RSA key's modulus), which its certificate carries too: finding one betrays
+    nothing, and the certificate's base64 can line up with it by chance."""
+    # Imported here: only values that look like a private key need cryptography.
+    from cryptography.hazmat.primitives import serialization  # noqa: PLC0415
+    from cryptography.hazmat.primitives.asymmetric import ec, rsa  # noqa: PLC0415
+
+    try:
+        key = serialization.load_pem_private_key(value.encode(), password=None)
+    except (ValueError, TypeError):
+        return set()
+    if isinstance(key, ec.EllipticCurvePrivateKey):
+        public = key.public_key().public_bytes(serialization.Encoding.X962,
+                                               serialization.PublicFormat.UncompressedPoint)
+    elif isinstance(key, rsa.RSAPrivateKey):
+        n = key.public_key().public_numbers().n
+        public = n.to_bytes((n.bit_length() + 7) // 8, "big")
+    else:
+        return set()
+    body = [line.strip() for line in value.splitlines()
+            if line.strip() and not _ARMOUR.match(line.strip())]
+    der = base64.b64decode("".join(body))
+    start = der.find(public)
+    if start < 0:
+        return set()
+    found: set[str] = set()
+    offset = 0
+    for line in body:
+        size = len(base64.b64decode(line)) if len(line) % 4 == 0 else 0
+        if size and start <= offset and offset + size <= start + len(public):
+            found.add(line)
+        offset += size
+    return found
+
+
 def fragments(value: str) -> list[str]:
     """The strings whose presence betrays ``value``: each of its :func:`encodings`
-    and, for multi-line values, each substantial line that is not PEM armour."""
+    and, for multi-line values, each substantial line that is not PEM armour (nor
+    public, see :func:`_public_lines`)."""
     out = encodings(value)
     if "\n" in value:
+        public = _public_lines(value) if "PRIVATE KEY-----" in value else set()
         for raw in value.splitlines():
             line = raw.strip()
-            if len(line) >= MIN_FRAGMENT and not _ARMOUR.match(line):
+            if len(line) >= MIN_FRAGMENT and not _ARMOUR.match(line) and line not in public:
                 out.append(line)
     return [f for f in dict.fromkeys(out) if f]
 
