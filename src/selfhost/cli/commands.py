@@ -8,6 +8,7 @@ from selfhost.cli.deploy import demo, deploy
 from selfhost.cli.keys import keys
 from selfhost.cli.profile import init, plan, validate
 from selfhost.cli.sandbox import sandbox
+from selfhost.cli.status import status
 from selfhost.cli.subprocessors import subprocessors
 from selfhost.cli.verify import verify
 
@@ -15,3 +16,4 @@ ALL: list[click.Command] = [init, validate, plan, sandbox]
 ALL += [subprocessors, keys]
 ALL += [deploy, demo]
 ALL += [verify]
+ALL += [status]
