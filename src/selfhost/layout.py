@@ -100,6 +100,16 @@ class HostLayout(BaseModel):
     nft_config: str = "/etc/nftables.conf"
     nftables_unit: str = "nftables.service"
 
+    # -- the drift watch: a timer runs the host's checks between deploys
+    #: the host-side check code (a subset of selfhost, shipped by the drift role)
+    drift_code_dir: str = "/usr/local/lib/backend-chat-drift"
+    #: this host's checks and what to collect for them (written at deploy)
+    drift_config: str = "/etc/backend-chat/drift.json"
+    #: the latest result, which `selfhost status` reads
+    drift_status: str = "/var/lib/backend-chat/drift-status.json"
+    drift_service: str = "backend-chat-drift.service"
+    drift_timer: str = "backend-chat-drift.timer"
+
     # -- the base system
     sysctl_file: str = "/etc/sysctl.d/60-backend-chat.conf"
     #: the Debian packages installed before the first deploy (the common role writes

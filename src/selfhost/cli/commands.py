@@ -12,6 +12,7 @@ from selfhost.cli.keys import keys
 from selfhost.cli.profile import init, plan, validate
 from selfhost.cli.rotate import rotate
 from selfhost.cli.sandbox import sandbox
+from selfhost.cli.status import status
 from selfhost.cli.subprocessors import subprocessors
 from selfhost.cli.support_bundle import support_bundle
 from selfhost.cli.verify import verify
@@ -25,3 +26,4 @@ ALL += [support_bundle]
 ALL += [destroy]
 ALL += [backup, restore]
 ALL += [certs]
+ALL += [status]

@@ -20,6 +20,7 @@ from selfhost.deploy.progress import Reporter
 from selfhost.deploy.redact import Redactor
 from selfhost.deploy.runner import RunOutcome, RunRequest, run_shown
 from selfhost.deploy.secrets_env import build_env
+from selfhost.drift import bundle as drift_bundle
 from selfhost.errors import Aborted, InvalidInput, PrerequisiteMissing
 from selfhost.paths import ANSIBLE_DIR
 from selfhost.plan import Plan, plan
@@ -117,6 +118,7 @@ def _extravars(profile_path: Path, target: Target, material: pki.PkiMaterial
     release = target.profile.app.release
     return {
         "selfhost_plan": target.plan.model_dump(mode="json"),
+        "selfhost_drift": drift_bundle.extravars(target.plan),
         "selfhost_pki": material.as_extravars(),
         "selfhost_tool_version": __version__,
         "selfhost_acme_ca": _read_text(profile_path, target.profile.tls.acme.ca_file,

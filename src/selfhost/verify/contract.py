@@ -13,9 +13,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Generic, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
 
-from selfhost.plan import Endpoint, Plan, PlanHost
+if TYPE_CHECKING:
+    # Types only: the drift watch imports the checks on hosts, which have no pydantic.
+    from selfhost.plan import Endpoint, Plan, PlanHost
 
 CheckComponent = Literal["postgresql", "backup", "redis", "nginx", "app", "egress", "host"]
 #: the order the summary lists components in

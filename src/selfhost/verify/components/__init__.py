@@ -9,8 +9,8 @@ the checks and in the tampering test).
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
-from selfhost.plan import Endpoint, Plan, PlanHost
 from selfhost.verify import collector
 from selfhost.verify.components import (
     app,
@@ -32,6 +32,10 @@ from selfhost.verify.contract import (
     Part,
     Section,
 )
+
+if TYPE_CHECKING:
+    # Types only: the drift watch imports the checks on hosts, which have no pydantic.
+    from selfhost.plan import Endpoint, Plan, PlanHost
 
 ALL: tuple[Component, ...] = (host.COMPONENT, record.COMPONENT, postgresql.COMPONENT,
                               backup.COMPONENT, redis.COMPONENT, egress.COMPONENT,

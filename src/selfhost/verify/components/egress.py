@@ -9,7 +9,6 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TypedDict, cast
 
-from selfhost.plan import AI_PROVIDER_HOSTS, Endpoint
 from selfhost.verify import egress_log, nft_rules, proxy_conf
 from selfhost.verify.components import record
 from selfhost.verify.components.host import nftables
@@ -30,7 +29,7 @@ from selfhost.verify.remote_base import TIMEOUT, run_command
 
 #: a name no allowlist can contain: ``.invalid`` never resolves (RFC 6761), and the
 #: proxy must refuse it before any lookup
-UNLISTED_DESTINATION = Endpoint(host="unlisted.selfhost-verify.invalid", port=443)
+UNLISTED_DESTINATION = "unlisted.selfhost-verify.invalid:443"
 
 
 # -- facts -------------------------------------------------------------------------------
@@ -331,7 +330,9 @@ def part(ctx: Context) -> Part:
     plan, host, user = ctx.plan, ctx.host, ctx.plan.layout.app_user
     allow = tuple(str(e) for e in plan.egress_allowlist)
     shown = ", ".join(allow) or "nothing"
-    unlisted = str(UNLISTED_DESTINATION)
+    # Here, not at the top: the drift watch imports this module on hosts without pydantic.
+    from selfhost.plan import AI_PROVIDER_HOSTS, Endpoint  # noqa: PLC0415
+    unlisted = UNLISTED_DESTINATION
     checks += [
         FENCE_FIRST.make(host, user, description="no accept rule of the output path can serve "
                          "the app user",
