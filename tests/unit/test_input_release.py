@@ -13,6 +13,7 @@ import pytest
 from click.testing import CliRunner
 from input_support import PROFILE as BASE
 from input_support import validate
+
 from release_support import (
     Keys,
     make_keys,
@@ -22,7 +23,6 @@ from release_support import (
     tar_bytes,
     write_tarball,
 )
-
 from selfhost.cli import main
 from selfhost.deploy import service
 from selfhost.ed25519 import load_private_key, sign_detached
