@@ -23,7 +23,7 @@ from selfhost.deploy.secrets_env import build_env
 from selfhost.errors import Aborted, InvalidInput, PrerequisiteMissing
 from selfhost.paths import ANSIBLE_DIR
 from selfhost.plan import Plan, plan
-from selfhost.profile_checks import resolve
+from selfhost.profile_checks import resolve, verified_release
 from selfhost.profile_io import load_profile
 from selfhost.secrets import Secrets, load_secrets, passphrase_from_env
 from selfhost.subprocessors import notices
@@ -109,6 +109,9 @@ def _pki(profile_path: Path, target: Target, values: dict[str, str]) -> pki.PkiM
 def _extravars(profile_path: Path, target: Target, material: pki.PkiMaterial
                ) -> dict[str, Any]:
     release = target.profile.app.release
+    # checked when the profile was loaded; the role pins the tarball to this digest
+    # and takes the manifest from here, so the host runs exactly what was checked
+    checked = verified_release(target.profile, profile_path)
     return {
         "selfhost_plan": target.plan.model_dump(mode="json"),
         "selfhost_pki": material.as_extravars(),
@@ -116,6 +119,9 @@ def _extravars(profile_path: Path, target: Target, material: pki.PkiMaterial
         "selfhost_acme_ca": _read_text(profile_path, target.profile.tls.acme.ca_file,
                                        "tls.acme.ca_file"),
         "selfhost_app_release": str(resolve(profile_path, release)) if release else "",
+        "selfhost_app_release_sha256": checked.sha256 if checked else "",
+        "selfhost_app_release_manifest": (checked.manifest.model_dump(mode="json")
+                                          if checked else {}),
     }
 
 
