@@ -10,6 +10,7 @@ from selfhost.cli.profile import init, plan, validate
 from selfhost.cli.release import release
 from selfhost.cli.sandbox import sandbox
 from selfhost.cli.subprocessors import subprocessors
+from selfhost.cli.upgrade import rollback, upgrade
 from selfhost.cli.verify import verify
 
 ALL: list[click.Command] = [init, validate, plan, sandbox]
@@ -17,3 +18,4 @@ ALL += [subprocessors, keys]
 ALL += [release]
 ALL += [deploy, demo]
 ALL += [verify]
+ALL += [upgrade, rollback]

@@ -237,7 +237,8 @@ def deploy(profile_path: Path, options: DeployOptions, *,
             say(f"notice override recorded in {gate.archive} as entry {override}")
     if not options.check and options.limit is None:
         written = rec_path
-        record.write(rec_path, record.from_plan(target.plan, __version__))
+        running = prepared.extravars["selfhost_app_release_manifest"].get("version")
+        record.write(rec_path, record.from_plan(target.plan, __version__, release=running))
         record.write_list(list_path, build_document(target.plan, on=on))
     return DeployResult(profile_path=profile_path, plan=target.plan, check=options.check,
                         engine=engine, stats=outcome.stats, seconds=outcome.seconds,
