@@ -28,6 +28,17 @@ PROBE_DIR = ANSIBLE_DIR / "roles" / "app" / "files"
 PROBE_FILES = ("contract_probe.py", "contract_probe_checks.py", "contract_probe_migrate.py")
 PYTHON = "/usr/bin/python3"
 
+#: run on a guest with ``python3 -c``: the app's /healthz as JSON {status, report}
+HEALTHZ = """
+import json, urllib.error, urllib.request
+try:
+    answer = urllib.request.urlopen("http://127.0.0.1:8000/healthz", timeout=20)
+    status, body = answer.status, answer.read()
+except urllib.error.HTTPError as exc:
+    status, body = exc.code, exc.read()
+print(json.dumps({"status": status, "report": json.loads(body)}))
+"""
+
 Kind = Literal["v1", "v2", "v2-broken-migration", "v2-unhealthy"]
 KINDS: tuple[Kind, ...] = ("v1", "v2", "v2-broken-migration", "v2-unhealthy")
 

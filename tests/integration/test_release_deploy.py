@@ -18,7 +18,7 @@ from deploy_support import (
 )
 
 from conftest import SandboxFactory
-from release_support import make_keys, members, probe_release, write_tarball
+from release_support import HEALTHZ, make_keys, members, probe_release, write_tarball
 from selfhost.deploy import DeployOptions, deploy
 from selfhost.errors import ValidationFailed
 from selfhost.init import InitRequest, run_init
@@ -26,15 +26,6 @@ from selfhost.workflows.demo import address_sets
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-HEALTHZ = """
-import json, urllib.error, urllib.request
-try:
-    answer = urllib.request.urlopen("http://127.0.0.1:8000/healthz", timeout=20)
-    status, body = answer.status, answer.read()
-except urllib.error.HTTPError as exc:
-    status, body = exc.code, exc.read()
-print(json.dumps({"status": status, "report": json.loads(body)}))
-"""
 
 
 def _healthz(deployment: Deployment) -> tuple[int, dict[str, object]]:

@@ -20,7 +20,7 @@ import pytest
 from deploy_support import PASSPHRASE, SUPPLIED, Deployment, run_deploy, ssh
 
 from conftest import SandboxFactory
-from release_support import Keys, make_keys, probe_release
+from release_support import HEALTHZ, Keys, make_keys, probe_release
 from selfhost.errors import DeployFailed, InvalidInput
 from selfhost.init import InitRequest, run_init
 from selfhost.layout import LAYOUT
@@ -30,15 +30,6 @@ from selfhost.workflows.demo import address_sets
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-HEALTHZ = """
-import json, urllib.error, urllib.request
-try:
-    answer = urllib.request.urlopen("http://127.0.0.1:8000/healthz", timeout=20)
-    status, body = answer.status, answer.read()
-except urllib.error.HTTPError as exc:
-    status, body = exc.code, exc.read()
-print(json.dumps({"status": status, "report": json.loads(body)}))
-"""
 CANARY = "kept across upgrades"
 
 
@@ -193,7 +184,8 @@ def test_an_upgrade_killed_mid_way_is_finished_by_the_next(site: Site) -> None:
         seen.append(line)
         if "running the migrations" in line:
             break
-    time.sleep(3)  # inside the migration play
+    # the dump is taken and the state file says the upgrade began: the migrations'
+    # run is starting on the guest when the controller dies
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait(timeout=30)
     assert any("running the migrations" in line for line in seen), "".join(seen)
