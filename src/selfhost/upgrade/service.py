@@ -26,6 +26,7 @@ from selfhost.deploy.service import DeployOptions, Prepared, prepare
 from selfhost.errors import Aborted, DeployFailed, InvalidInput, PrerequisiteMissing
 from selfhost.paths import ANSIBLE_DIR
 from selfhost.profile_checks import TRUST_HINT, resolve
+from selfhost.profile_io import load_profile
 
 PLAYBOOK = "upgrade.yml"
 #: beside the payload unpacked twice (tarball member and files), kept free on app hosts
@@ -140,12 +141,10 @@ def _playbook() -> Path:
 
 def _start(profile_path: Path, options: UpgradeOptions | RollbackOptions,
            release_file: Path | None, step: Step) -> _Run:
-    prepared = prepare(profile_path, DeployOptions(
-        inventory=options.inventory, sandbox=options.sandbox,
-        passphrase=options.passphrase, key_file=options.key_file))
     checked = None
     if release_file is not None:
-        profile = prepared.target.profile
+        # the release is checked before any host, sandbox or secret is touched
+        profile = load_profile(profile_path)
         if not profile.app.release_keys:
             raise InvalidInput(f"{profile_path}: app.release_keys: an upgrade installs only "
                                "a release signed by a key the profile trusts (add "
@@ -154,6 +153,9 @@ def _start(profile_path: Path, options: UpgradeOptions | RollbackOptions,
         checked = release.verified(release_file, [resolve(profile_path, k)
                                                   for k in profile.app.release_keys],
                                    trust_hint=TRUST_HINT)
+    prepared = prepare(profile_path, DeployOptions(
+        inventory=options.inventory, sandbox=options.sandbox,
+        passphrase=options.passphrase, key_file=options.key_file))
     if prepared.target.plan.hosts_with("postgresql") == []:
         raise PrerequisiteMissing("an upgrade needs the deployment's own PostgreSQL host "
                                   "(its pre-upgrade dump is taken there)")
