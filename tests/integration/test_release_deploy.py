@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from deploy_support import (
     PASSPHRASE,
-    SUPPLIED,
     Deployment,
+    release_profile,
     run_deploy,
     ssh,
 )
@@ -21,8 +21,6 @@ from conftest import SandboxFactory
 from release_support import HEALTHZ, make_keys, members, probe_release, write_tarball
 from selfhost.deploy import DeployOptions, deploy
 from selfhost.errors import ValidationFailed
-from selfhost.init import InitRequest, run_init
-from selfhost.workflows.demo import address_sets
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -45,13 +43,7 @@ def test_v1_then_v2_deploy_signed_and_a_tampered_one_is_refused(
     v2 = probe_release(tmp_path / "v2", "v2", keys)
     release = tmp_path / "release.tar.gz"
     shutil.copyfile(v1, release)
-    profile = tmp_path / "p.yaml"
-    run_init(InitRequest(
-        output=profile, preset="air-gapped", passphrase=PASSPHRASE,
-        environ={f"SELFHOST_{k.upper()}": v for k, v in SUPPLIED.items()},
-        sets=(*address_sets("air-gapped", [box.guests[0].address]),
-              "app.release=release.tar.gz", f"app.release_keys=[{keys.public.name}]")),
-        None, None)
+    profile = release_profile(tmp_path, box, keys.public)
     deployment = Deployment("air-gapped", "bookworm", profile, box)
 
     run_deploy(deployment, tmp_path, label="v1").require()

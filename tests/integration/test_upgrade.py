@@ -17,16 +17,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from deploy_support import PASSPHRASE, SUPPLIED, Deployment, run_deploy, ssh
+from deploy_support import PASSPHRASE, Deployment, release_profile, run_deploy, ssh
 
 from conftest import SandboxFactory
 from release_support import HEALTHZ, Keys, make_keys, probe_release
 from selfhost.errors import DeployFailed, InvalidInput
-from selfhost.init import InitRequest, run_init
 from selfhost.layout import LAYOUT
 from selfhost.release import NotGenuine
 from selfhost.upgrade.service import RollbackOptions, UpgradeOptions, rollback, upgrade
-from selfhost.workflows.demo import address_sets
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -77,13 +75,7 @@ def site(sandbox_factory: SandboxFactory, tmp_path_factory: pytest.TempPathFacto
         (work / kind).mkdir()
         releases[kind] = probe_release(work / kind, kind, keys)  # type: ignore[arg-type]
     shutil.copyfile(releases["v1"], work / "release.tar.gz")
-    profile = work / "p.yaml"
-    run_init(InitRequest(
-        output=profile, preset="air-gapped", passphrase=PASSPHRASE,
-        environ={f"SELFHOST_{k.upper()}": v for k, v in SUPPLIED.items()},
-        sets=(*address_sets("air-gapped", [box.guests[0].address]),
-              "app.release=release.tar.gz", f"app.release_keys=[{keys.public.name}]")),
-        None, None)
+    profile = release_profile(work, box, keys.public)
     deployment = Deployment("air-gapped", "bookworm", profile, box)
     run_deploy(deployment, work, label="v1").require()
     the_site = Site(deployment, releases, keys, work)
