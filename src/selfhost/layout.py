@@ -68,6 +68,16 @@ class HostLayout(BaseModel):
     #: the app's own /etc/hosts and /etc/resolv.conf, bound over the host's in its unit
     app_hosts_file: str = "/opt/backend-chat/hosts"
     app_resolv_file: str = "/opt/backend-chat/resolv.conf"
+    #: releases side by side, one directory per version, and the link to the running one
+    app_releases_dir: str = "/opt/backend-chat/releases"
+    app_current: str = "/opt/backend-chat/current"
+    #: in each release directory: the manifest's argv, which the unit starts through
+    #: ``app_current``
+    app_release_launcher: str = ".selfhost-run"
+    #: the link to the release that ran before the last switch (what rollback returns to)
+    app_previous: str = "/opt/backend-chat/previous"
+    #: on the database host: the pre-upgrade dumps (pg_dump -Fc) and the upgrade's state
+    upgrade_dir: str = "/var/backups/backend-chat-upgrade"
 
     # -- backups
     backup_key: str = "/etc/backend-chat/backup.key"

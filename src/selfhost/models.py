@@ -159,6 +159,10 @@ class App(Strict):
     #: a backend.chat release tarball on the controller; empty deploys the
     #: contract probe app, which honours the same contract
     release: str | None = None
+    #: the vendor's Ed25519 public keys (PEM files, relative to the profile's
+    #: directory) that a release must be signed with; see README, Releases
+    release_keys: list[Annotated[str, Field(min_length=1, max_length=4096)]] = Field(
+        default_factory=list, max_length=16)
     port: Port = 8000
 
 
@@ -220,6 +224,10 @@ class Profile(Strict):
         if self.email.provider != "none" and not self.email.from_address:
             problems.append(("email.from_address", "sending e-mail needs a sender address "
                              "(set email.from_address)"))
+        if self.app.release and not self.app.release_keys:
+            problems.append(("app.release_keys", "a release is deployed only when it is "
+                             "signed by a key the profile trusts (add app.release_keys: "
+                             "[vendor-release.pub], the vendor's public key file)"))
         if self.monitoring.provider == "self-hosted" and not self.monitoring.self_hosted_endpoint:
             problems.append(("monitoring.self_hosted_endpoint", "self-hosted monitoring needs "
                              "the collector's host (set monitoring.self_hosted_endpoint)"))

@@ -64,6 +64,9 @@ def fingerprint(profile: Profile) -> str:
     if profile.egress.scope == "app":
         # The default scope leaves the digest of profiles written before it existed as it was.
         del choices["egress"]
+    if not profile.app.release_keys:
+        # Likewise for profiles written before releases were signed.
+        del choices["app"]["release_keys"]
     canonical = json.dumps(choices, sort_keys=True,
                            separators=(",", ":"))
     return "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()

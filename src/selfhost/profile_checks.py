@@ -71,14 +71,30 @@ def secrets_problems(profile: Profile, path: Path) -> list[Problem]:
     return out
 
 
-def release_problems(profile: Profile, path: Path) -> list[Problem]:
-    """The release tarball's manifest, checked before it can reach a systemd unit."""
+#: how a profile comes to trust another release key
+TRUST_HINT = ("if the vendor signs with this key, add its public key file to "
+              "app.release_keys")
+
+
+def verified_release(profile: Profile, path: Path) -> release.VerifiedRelease | None:
+    """The profile's release, its signature, payload hash and members checked
+    (:class:`release.ReleaseError` when it fails); None without a release."""
     if not profile.app.release:
-        return []
+        return None
+    return release.verified(resolve(path, profile.app.release),
+                            [resolve(path, k) for k in profile.app.release_keys],
+                            trust_hint=TRUST_HINT)
+
+
+def release_problems(profile: Profile, path: Path) -> list[Problem]:
+    """The release tarball: signed by a trusted key, payload as signed, manifest
+    and members fit, checked before anything of it can reach a host."""
+    if not profile.app.release_keys:
+        return []  # the model already asks for keys when there is a release
     try:
-        release.read_manifest(resolve(path, profile.app.release))
-    except release.ManifestError as exc:
-        return [Problem("app.release", str(exc))]
+        verified_release(profile, path)
+    except release.ReleaseError as exc:
+        return [Problem("app.release", exc.message)]
     return []
 
 

@@ -55,6 +55,9 @@ class DeploymentRecord(_Frozen):
     third_parties: list[RecordParty]
     #: the keys of the app's environment file on ``host`` (empty where no app runs)
     env_keys: list[str]
+    #: the release version that runs, in the controller's copy (written by ``selfhost
+    #: deploy`` and ``selfhost upgrade``/``rollback``; None: the contract probe app)
+    release: str | None = None
     #: ``sha256:`` of the record's JSON (sorted keys) without these two last fields,
     #: so a redeploy of the same content leaves the record as it is
     content_digest: str
@@ -68,7 +71,9 @@ class DeploymentRecord(_Frozen):
 def content_digest(fields: dict[str, Any]) -> str:
     """The digest the record role computes: Ansible's ``to_json(sort_keys=True)``
     is ``json.dumps`` with its default separators."""
-    content = {k: v for k, v in fields.items() if k not in UNDIGESTED}
+    # an absent release leaves the digest of records written before it existed as it was
+    content = {k: v for k, v in fields.items()
+               if k not in UNDIGESTED and not (k == "release" and v is None)}
     return "sha256:" + hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()
 
 

@@ -71,6 +71,19 @@ def make_profile(workdir: Path, preset: str, box: sandbox_mod.Sandbox) -> Path:
     return output
 
 
+def release_profile(workdir: Path, box: sandbox_mod.Sandbox, public_key: Path) -> Path:
+    """An air-gapped profile on ``box``'s first guest that deploys ``release.tar.gz``
+    beside it, trusting ``public_key`` (in ``workdir``)."""
+    output = workdir / "p.yaml"
+    run_init(InitRequest(
+        output=output, preset="air-gapped", passphrase=PASSPHRASE,
+        environ={f"SELFHOST_{k.upper()}": v for k, v in SUPPLIED.items()},
+        sets=(*address_sets("air-gapped", [box.guests[0].address]),
+              "app.release=release.tar.gz", f"app.release_keys=[{public_key.name}]")),
+        None, None)
+    return output
+
+
 def secret_values(profile_path: Path) -> dict[str, str]:
     """Every secret value of the profile: the secrets file, the passphrase and the
     TLS host keys derived from the CA key."""

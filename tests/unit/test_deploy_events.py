@@ -118,3 +118,12 @@ def test_plain_reporter_redacts_a_diff() -> None:
     assert parsed is not None
     PlainReporter(stream, Redactor({"p": "very-secret-value"})).event(parsed)
     assert "very-secret-value" not in stream.getvalue()
+
+
+def test_a_failed_command_is_explained_by_its_own_stderr() -> None:
+    res = {"msg": "non-zero return code", "rc": 1, "stdout": "",
+           "stderr": "schema 1 -> 2\nmigration failed: relation \"probe_no_such_table\" "
+                     "does not exist\n"}
+    assert module_message(res) == (
+        'exit 1: schema 1 -> 2 / migration failed: relation "probe_no_such_table" does not '
+        "exist")

@@ -77,6 +77,10 @@ def module_message(res: Mapping[str, Any]) -> str:
     """The most useful one-paragraph explanation a failed result carries."""
     if res.get("censored"):
         return HIDDEN
+    stderr = res.get("stderr")
+    if res.get("msg") == "non-zero return code" and isinstance(stderr, str) and stderr.strip():
+        # a command's own words say more than Ansible's: the last lines of its stderr
+        return f"exit {res.get('rc')}: " + " / ".join(stderr.strip().splitlines()[-3:])[:600]
     for key in ("msg", "reason", "stderr", "module_stderr", "stdout", "module_stdout"):
         value = res.get(key)
         if isinstance(value, str) and value.strip():

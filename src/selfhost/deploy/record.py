@@ -72,9 +72,12 @@ def record_path(profile_path: Path, customer_id: str) -> Path:
     return state_dir(profile_path, customer_id) / RECORD_NAME
 
 
-def from_plan(plan: Plan, tool_version: str, now: datetime | None = None) -> DeploymentRecord:
-    """The controller's copy: the deployment as a whole, on no host."""
-    return build({
+def from_plan(plan: Plan, tool_version: str, now: datetime | None = None, *,
+              release: str | None = None) -> DeploymentRecord:
+    """The controller's copy: the deployment as a whole, on no host; ``release`` is
+    the version that runs (known once a release was deployed or upgraded to)."""
+    extra = {"release": release} if release is not None else {}
+    return build({**extra,
         "host": None,
         "customer_id": plan.customer.id,
         "profile_fingerprint": plan.profile_fingerprint,

@@ -24,7 +24,7 @@ from selfhost.drift import bundle as drift_bundle
 from selfhost.errors import Aborted, InvalidInput, PrerequisiteMissing
 from selfhost.paths import ANSIBLE_DIR
 from selfhost.plan import Plan, plan
-from selfhost.profile_checks import resolve
+from selfhost.profile_checks import resolve, verified_release
 from selfhost.profile_io import load_profile
 from selfhost.secrets import Secrets, load_secrets, passphrase_from_env
 from selfhost.subprocessors import notices
@@ -116,6 +116,9 @@ def _pki(profile_path: Path, target: Target, values: dict[str, str]) -> pki.PkiM
 def _extravars(profile_path: Path, target: Target, material: pki.PkiMaterial
                ) -> dict[str, Any]:
     release = target.profile.app.release
+    # checked when the profile was loaded; the role pins the tarball to this digest
+    # and takes the manifest from here, so the host runs exactly what was checked
+    checked = verified_release(target.profile, profile_path)
     return {
         "selfhost_plan": target.plan.model_dump(mode="json"),
         "selfhost_drift": drift_bundle.extravars(target.plan),
@@ -124,6 +127,9 @@ def _extravars(profile_path: Path, target: Target, material: pki.PkiMaterial
         "selfhost_acme_ca": _read_text(profile_path, target.profile.tls.acme.ca_file,
                                        "tls.acme.ca_file"),
         "selfhost_app_release": str(resolve(profile_path, release)) if release else "",
+        "selfhost_app_release_sha256": checked.sha256 if checked else "",
+        "selfhost_app_release_manifest": (checked.manifest.model_dump(mode="json")
+                                          if checked else {}),
     }
 
 
@@ -245,7 +251,8 @@ def deploy(profile_path: Path, options: DeployOptions, *,
             say(f"notice override recorded in {gate.archive} as entry {override}")
     if not options.check and options.limit is None:
         written = rec_path
-        record.write(rec_path, record.from_plan(target.plan, __version__))
+        running = prepared.extravars["selfhost_app_release_manifest"].get("version")
+        record.write(rec_path, record.from_plan(target.plan, __version__, release=running))
         record.write_list(list_path, build_document(target.plan, on=on))
     pruned = prune.run(target, to_prune, engine=engine, timeout=options.timeout,
                        reporter=reporter, say=say) if written is not None else {}

@@ -1,9 +1,7 @@
 """Ed25519 signatures on subprocessor lists.
 
-Keys are PEM files: the private key PKCS#8 (unencrypted, mode 0600; a key
-readable by group or others is refused), the public key SubjectPublicKeyInfo.
-A key is named by its ``key_id``: ``sha256:`` + hex digest of the raw 32-byte
-public key.
+Keys and the detached form are :mod:`selfhost.ed25519`'s, shared with release
+tarballs.
 
 Two forms:
 
@@ -23,44 +21,36 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import (
     Ed25519PrivateKey,
     Ed25519PublicKey,
 )
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import ValidationError
 
-from selfhost import inputs
-from selfhost.errors import ChecksFailed, InvalidInput
+from selfhost.ed25519 import (
+    DetachedSignature,
+    KeyPair,
+    generate_keys,
+    key_id,
+    load_private_key,
+    load_public_key,
+    read_key_file,
+    sign_detached,
+)
+from selfhost.errors import ChecksFailed
 from selfhost.subprocessors.document import Signature, SubprocessorList, dump_json
-from selfhost.subprocessors.files import write_file
 
 SIGNATURE_SUFFIX = ".sig"
 
-
-class DetachedSignature(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    algorithm: Literal["ed25519"]
-    covers: Literal["file-bytes"]
-    file: str
-    key_id: str
-    value: str
-
-
-@dataclass(frozen=True)
-class KeyPair:
-    private_key: Path
-    public_key: Path
-    key_id: str
+__all__ = ["DetachedSignature", "KeyPair", "Verified", "check_signature", "generate_keys",
+           "key_id", "load_private_key", "load_public_key", "sign_detached",
+           "sign_embedded", "signature_path"]
 
 
 @dataclass(frozen=True)
@@ -68,70 +58,6 @@ class Verified:
     form: Literal["embedded", "detached"]
     key_id: str
     signature_file: Path | None
-
-
-# -- keys ----------------------------------------------------------------------------
-
-def key_id(public: Ed25519PublicKey) -> str:
-    raw = public.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-    return "sha256:" + hashlib.sha256(raw).hexdigest()
-
-
-def generate_keys(private_path: Path, public_path: Path, *, force: bool = False) -> KeyPair:
-    """A new key pair; the private key file is written with mode 0600."""
-    for path in (private_path, public_path):
-        if path.exists() and not force:
-            raise InvalidInput(f"{path} already exists (choose another path, or pass "
-                               "--force to replace it)")
-        if not path.parent.is_dir():
-            raise InvalidInput(f"{path.parent} is not a directory (create it first)")
-    key = Ed25519PrivateKey.generate()
-    private_pem = key.private_bytes(serialization.Encoding.PEM,
-                                    serialization.PrivateFormat.PKCS8,
-                                    serialization.NoEncryption())
-    public_pem = key.public_key().public_bytes(serialization.Encoding.PEM,
-                                               serialization.PublicFormat.SubjectPublicKeyInfo)
-    write_file(private_path, private_pem, mode=0o600)
-    write_file(public_path, public_pem, mode=0o644)
-    return KeyPair(private_key=private_path, public_key=public_path,
-                   key_id=key_id(key.public_key()))
-
-
-def _read(path: Path, what: str) -> bytes:
-    try:
-        return inputs.read_bytes(path, inputs.PEM_LIMIT)
-    except OSError as exc:
-        raise InvalidInput(f"{path}: cannot read the {what} ({exc.strerror})") from None
-
-
-def load_private_key(path: Path) -> Ed25519PrivateKey:
-    data = _read(path, "private key")
-    mode = os.stat(path).st_mode & 0o777
-    if mode & 0o077:
-        raise InvalidInput(f"{path}: the private key is readable by others (mode "
-                           f"{mode:04o}; run chmod 600 {path})")
-    try:
-        key = serialization.load_pem_private_key(data, password=None)
-    except (ValueError, TypeError) as exc:
-        raise InvalidInput(f"{path}: not an unencrypted PEM private key ({exc}); create "
-                           "one with selfhost keys generate") from None
-    if not isinstance(key, Ed25519PrivateKey):
-        raise InvalidInput(f"{path}: not an Ed25519 key (create one with selfhost keys "
-                           "generate)")
-    return key
-
-
-def load_public_key(path: Path) -> Ed25519PublicKey:
-    data = _read(path, "public key")
-    try:
-        key = serialization.load_pem_public_key(data)
-    except (ValueError, TypeError) as exc:
-        raise InvalidInput(f"{path}: not a PEM public key ({exc}); use the .pub file "
-                           "written by selfhost keys generate") from None
-    if not isinstance(key, Ed25519PublicKey):
-        raise InvalidInput(f"{path}: not an Ed25519 public key (use the .pub file written "
-                           "by selfhost keys generate)")
-    return key
 
 
 # -- signing -------------------------------------------------------------------------
@@ -148,14 +74,6 @@ def sign_embedded(doc: SubprocessorList, key: Ed25519PrivateKey) -> Subprocessor
                           key_id=key_id(key.public_key()),
                           value=base64.b64encode(value).decode("ascii"))
     return doc.model_copy(update={"signature": signature})
-
-
-def sign_detached(data: bytes, file_name: str, key: Ed25519PrivateKey) -> bytes:
-    """The contents of the ``.sig`` file for a file holding ``data``."""
-    sig = DetachedSignature(algorithm="ed25519", covers="file-bytes", file=file_name,
-                            key_id=key_id(key.public_key()),
-                            value=base64.b64encode(key.sign(data)).decode("ascii"))
-    return dump_json(sig.model_dump(mode="json")).encode("utf-8")
 
 
 def signature_path(path: Path) -> Path:
@@ -195,7 +113,7 @@ def check_signature(path: Path, public_key: Path,
     exists; otherwise the signature must be embedded in the JSON.
     """
     public = load_public_key(public_key)
-    data = _read(path, "signed file")
+    data = read_key_file(path, "signed file")
     sig_path = signature_file or signature_path(path)
     if signature_file is not None or sig_path.exists():
         return _check_detached(path, data, sig_path, public)
@@ -205,7 +123,7 @@ def check_signature(path: Path, public_key: Path,
 def _check_detached(path: Path, data: bytes, sig_path: Path,
                     public: Ed25519PublicKey) -> Verified:
     try:
-        sig = DetachedSignature.model_validate_json(_read(sig_path, "signature file"))
+        sig = DetachedSignature.model_validate_json(read_key_file(sig_path, "signature file"))
     except ValidationError:
         raise _bad(sig_path, "not a signature file written by selfhost (expected JSON with "
                    "algorithm, covers, file, key_id, value)") from None

@@ -6,8 +6,10 @@ loopback listener behind nginx) and reports whether that wiring works. It is not
 backend.chat and never claims to be.
 
   GET /          a page naming the probe
-  GET /healthz   JSON report on database, cache, AI, email and monitoring wiring;
-                 200 when database, cache and AI wiring are fine, 503 otherwise
+  GET /healthz   JSON report on database, cache, AI, email and monitoring wiring
+                 (with --release-version and --schema-version: the release and the
+                 schema it finds); 200 when database, cache and AI wiring (and the
+                 schema) are fine, 503 otherwise
   GET /egress?host=H&port=P
                  asks the egress proxy to CONNECT H:P, sends no data, reports the
                  proxy's answer; loopback callers only, refused through nginx
@@ -155,11 +157,12 @@ def log(message: str) -> None:
 class ProbeServer(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, address: tuple[str, int], env: Env) -> None:
+    def __init__(self, address: tuple[str, int], env: Env, release: str | None = None,
+                 schema: int | None = None) -> None:
         super().__init__(address, ProbeHandler)
         self.env = env
         self.secrets = secret_values(env)
-        self.checker = Checker(env)
+        self.checker = Checker(env, release, schema)
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         # The default prints a traceback whose message could quote a secret.
@@ -307,9 +310,9 @@ def _notify_systemd(state: bytes) -> None:
         log(f"could not notify systemd: {exc}")
 
 
-def serve(env: Env, port: int) -> int:
+def serve(env: Env, port: int, release: str | None = None, schema: int | None = None) -> int:
     try:
-        server = ProbeServer((LISTEN_HOST, port), env)
+        server = ProbeServer((LISTEN_HOST, port), env, release, schema)
     except OSError as exc:
         log(f"{APP_NAME}: cannot listen on {LISTEN_HOST}:{port}: {exc.strerror}")
         return 2
@@ -343,19 +346,23 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="run the checks once, print the report, exit 0 if ok, 1 if not")
     parser.add_argument("--redis-ca", metavar="FILE", default="",
                         help="CA certificate of a TLS cache, unless REDIS_CA_FILE is set")
+    parser.add_argument("--release-version", metavar="V",
+                        help="the release this probe is deployed as (shown on /healthz)")
+    parser.add_argument("--schema-version", type=int, metavar="N",
+                        help="the database schema this release needs (decides health)")
     args = parser.parse_args(argv)
     env = dict(os.environ)
     if args.redis_ca:
         env.setdefault("REDIS_CA_FILE", args.redis_ca)
     if args.check:
-        healthy, report = run_checks(env)
+        healthy, report = run_checks(env, args.release_version, args.schema_version)
         print(json.dumps(report, indent=2))
         return 0 if healthy else 1
     port = env.get("LISTEN_PORT", str(DEFAULT_PORT))
     if not port.isdigit() or not 0 < int(port) < 65536:
         log(f"{APP_NAME}: LISTEN_PORT must be a port number from 1 to 65535")
         return 2
-    return serve(env, int(port))
+    return serve(env, int(port), args.release_version, args.schema_version)
 
 
 if __name__ == "__main__":

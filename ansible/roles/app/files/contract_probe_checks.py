@@ -172,6 +172,39 @@ def canary(env: Env, value: str | None) -> dict[str, Any]:
     return {"ok": True, "detail": "", "rows": rows}
 
 
+def schema_version(conn: Any) -> int | None:
+    """The probe's schema version (contract_probe_migrate.py), None before any."""
+    with conn.cursor() as cur:
+        cur.execute("SELECT to_regclass('probe_schema') IS NOT NULL")
+        if not cur.fetchone()[0]:
+            return None
+        cur.execute("SELECT version FROM probe_schema")
+        row = cur.fetchone()
+    return None if row is None else int(row[0])
+
+
+def check_schema(env: Env, expected: int) -> dict[str, Any]:
+    """Whether the database schema is the one this release needs."""
+    result: dict[str, Any] = {"ok": False, "version": None, "expected": expected,
+                              "detail": ""}
+    if psycopg2 is None or not env.get("DATABASE_URL"):
+        result["detail"] = "no database to read the schema from"
+        return result
+    try:
+        conn = psycopg2.connect(env["DATABASE_URL"], connect_timeout=CHECK_TIMEOUT,
+                                application_name="selfhost-contract-probe")
+        try:
+            version = schema_version(conn)
+        finally:
+            conn.close()
+    except Exception as exc:  # any failure is a failed check, never a crash
+        result["detail"] = f"cannot read the schema: {_one_line(exc)}"
+        return result
+    result.update(version=version, ok=version == expected,
+                  detail=f"schema {version}, this release needs {expected}")
+    return result
+
+
 def check_cache(env: Env) -> dict[str, Any]:
     url = env.get("REDIS_URL", "")
     tls = url.startswith("rediss://")
@@ -277,13 +310,21 @@ def check_monitoring(env: Env) -> dict[str, Any]:
             "detail": "; ".join(problems) or ("configured" if targets else "monitoring disabled")}
 
 
-def run_checks(env: Env) -> tuple[bool, dict[str, Any]]:
-    """The /healthz report. Healthy: database, cache and AI wiring all ok;
-    email and monitoring are reported but do not decide health."""
+def run_checks(env: Env, release: str | None = None,
+               schema: int | None = None) -> tuple[bool, dict[str, Any]]:
+    """The /healthz report. Healthy: database, cache and AI wiring all ok (and the
+    schema the one ``schema`` names, when the release needs one); email and
+    monitoring are reported but do not decide health."""
     checks = {"database": check_database(env), "cache": check_cache(env), "ai": check_ai(env),
               "email": check_email(env), "monitoring": check_monitoring(env)}
-    healthy = all(checks[name]["ok"] for name in ("database", "cache", "ai"))
-    report = {"app": APP_NAME, "version": VERSION, "status": "ok" if healthy else "degraded",
+    deciding = ["database", "cache", "ai"]
+    if schema is not None:
+        checks["schema"] = check_schema(env, schema)
+        deciding.append("schema")
+    healthy = all(checks[name]["ok"] for name in deciding)
+    report = {"app": APP_NAME, "version": VERSION, "release": release,
+              "schema_version": checks["schema"]["version"] if schema is not None else None,
+              "status": "ok" if healthy else "degraded",
               "checks": checks, "env_keys": sorted(k for k in CONTRACT_KEYS if env.get(k))}
     return healthy, cast(dict[str, Any], scrub(report, secret_values(env)))
 
@@ -345,8 +386,9 @@ def probe_egress(env: Env, host: str, port: int) -> dict[str, Any]:
 class Checker:
     """Caches the report briefly, so bursts of health checks hit the services once."""
 
-    def __init__(self, env: Env) -> None:
-        self._env = env
+    def __init__(self, env: Env, release: str | None = None,
+                 schema: int | None = None) -> None:
+        self._env, self._release, self._schema = env, release, schema
         self._lock = threading.Lock()
         self._result: tuple[bool, dict[str, Any]] | None = None
         self._at = 0.0
@@ -354,6 +396,6 @@ class Checker:
     def report(self) -> tuple[bool, dict[str, Any]]:
         with self._lock:
             if self._result is None or time.monotonic() - self._at >= CACHE_SECONDS:
-                self._result = run_checks(self._env)
+                self._result = run_checks(self._env, self._release, self._schema)
                 self._at = time.monotonic()
             return self._result
