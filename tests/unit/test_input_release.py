@@ -24,7 +24,7 @@ from release_support import (
     write_tarball,
 )
 from selfhost.cli import main
-from selfhost.deploy import service
+from selfhost.deploy import runner, service
 from selfhost.ed25519 import load_private_key, sign_detached
 from selfhost.init import InitRequest, run_init
 
@@ -153,7 +153,7 @@ def test_deploy_refuses_a_bad_release_before_the_runner(
         (tmp_path / "s").mkdir()
         entries = members(probe_release(tmp_path / "s", "v1", make_keys(tmp_path, "other")))
     write_tarball(tmp_path / "release.tar.gz", entries)
-    monkeypatch.setattr(service, "run_playbook", _runner_must_not_run)
+    monkeypatch.setattr(runner, "run_playbook", _runner_must_not_run)
     result = CliRunner().invoke(main, ["deploy", str(profile), "--key-file", str(key_file),
                                        "--yes"])
     expected = {"unsigned": "is not signed (no selfhost-release.sig after the manifest)",
@@ -175,7 +175,7 @@ def test_deploy_hands_the_checked_manifest_and_digest_to_the_role(
         seen.update(request.extravars)
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(service, "run_playbook", capture)
+    monkeypatch.setattr(runner, "run_playbook", capture)
     result = CliRunner().invoke(main, ["deploy", str(profile), "--key-file", str(key_file),
                                        "--yes"])
     manifest = json.loads(dict(members(tmp_path / "release.tar.gz"))["selfhost-release.json"])
