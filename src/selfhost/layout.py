@@ -115,8 +115,9 @@ class HostLayout(BaseModel):
     drift_code_dir: str = "/usr/local/lib/backend-chat-drift"
     #: this host's checks and what to collect for them (written at deploy)
     drift_config: str = "/etc/backend-chat/drift.json"
-    #: the latest result, which `selfhost status` reads
-    drift_status: str = "/var/lib/backend-chat/drift-status.json"
+    #: the latest result, which `selfhost status` reads (a directory of its own: the
+    #: app's unit owns /var/lib/backend-chat as its StateDirectory)
+    drift_status: str = "/var/lib/backend-chat-drift/status.json"
     drift_service: str = "backend-chat-drift.service"
     drift_timer: str = "backend-chat-drift.timer"
 
@@ -124,7 +125,9 @@ class HostLayout(BaseModel):
     sysctl_file: str = "/etc/sysctl.d/60-backend-chat.conf"
     #: the Debian packages installed before the first deploy (the common role writes
     #: it once); ``selfhost destroy`` removes only packages that are not in it
-    package_baseline: str = "/var/lib/backend-chat/packages-before-deploy.json"
+    package_baseline: str = "/var/lib/backend-chat-selfhost/packages-before-deploy.json"
+    #: the app unit's StateDirectory (systemd makes it, owned by the app user)
+    app_state_dir: str = "/var/lib/backend-chat"
     #: where ``deploy --prune`` archives the data of a removed database or cache
     prune_archive_dir: str = "/var/backups/backend-chat-pruned"
     #: what the common role writes to ``sysctl_file`` and verify reads back

@@ -206,7 +206,8 @@ def test_destroy_removes_the_deployment_and_keeps_the_bystanders(host: Host) -> 
     assert host.run("getent", "group", LAYOUT.app_user)[0] == 2
     for path in (LAYOUT.config_dir, LAYOUT.app_base_dir, LAYOUT.sysctl_file,
                  LAYOUT.backup_script, LAYOUT.nginx_site_file, "/var/backups/backend-chat",
-                 LAYOUT.package_baseline):
+                 LAYOUT.package_baseline, LAYOUT.app_state_dir, LAYOUT.drift_code_dir,
+                 LAYOUT.drift_status, LAYOUT.upgrade_dir):
         assert not host.exists(path), path
     tables = host.out("nft", "list", "tables")
     assert "backend_chat" not in tables

@@ -19,7 +19,8 @@ def _render(description: str, argv: list[str]) -> list[str]:
         app_notify=False, app_workdir="/opt/backend-chat/current",
         app_direct_addresses=["192.0.2.20"], app_hosts_file="/etc/backend-chat/hosts",
         app_resolv_file="/etc/backend-chat/resolv.conf", app_user="backendchat",
-        app_env_file="/etc/backend-chat/app.env", selfhost_plan={"app": {"port": 8000}})
+        app_env_file="/etc/backend-chat/app.env", app_state_dir="/var/lib/backend-chat",
+        selfhost_plan={"app": {"port": 8000}})
     return text.splitlines()
 
 
