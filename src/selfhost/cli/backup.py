@@ -9,6 +9,7 @@ from typing import Any
 
 import click
 
+from selfhost.cli.options import INVENTORY, sandbox_option
 from selfhost.envvars import KEY_FILE_ENV
 from selfhost.errors import ChecksFailed
 from selfhost.sandbox.rootfs import DEFAULT_RELEASE, RELEASES
@@ -16,10 +17,6 @@ from selfhost.sandbox.rootfs import DEFAULT_RELEASE, RELEASES
 _FILE = click.Path(path_type=Path, dir_okay=False)
 _DIR = click.Path(path_type=Path, file_okay=False)
 _PROFILE = click.argument("profile", type=_FILE)
-_INVENTORY = click.option("--inventory", type=_FILE, default=None,
-                          help="Ansible YAML inventory whose host names are the profile's.")
-_SANDBOX = click.option("--sandbox", "sandbox_name", metavar="NAME", default=None,
-                        help="The hosts are the guests of this sandbox.")
 _KEY_FILE = click.option("--key-file", type=_FILE, envvar=KEY_FILE_ENV, default=None,
                          help="Key file of the secrets (else SELFHOST_PASSPHRASE or a prompt).")
 _OUTPUT = click.option("--output", type=_DIR, default=None,
@@ -63,8 +60,8 @@ def backup() -> None:
 @backup.command("create")
 @_PROFILE
 @_OUTPUT
-@_INVENTORY
-@_SANDBOX
+@INVENTORY
+@sandbox_option("The hosts are the guests of this sandbox.")
 @_KEY_FILE
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 def create(*, profile: Path, output: Path | None, inventory: Path | None,
@@ -90,8 +87,8 @@ def create(*, profile: Path, output: Path | None, inventory: Path | None,
 @backup.command("list")
 @_PROFILE
 @_OUTPUT
-@_INVENTORY
-@_SANDBOX
+@INVENTORY
+@sandbox_option("The hosts are the guests of this sandbox.")
 @click.option("--no-hosts", is_flag=True, help="Only the archives on this machine.")
 @click.option("--json", "as_json", is_flag=True, help="Print the list as JSON.")
 def list_command(*, profile: Path, output: Path | None, inventory: Path | None,
@@ -156,8 +153,8 @@ def drill(*, profile: Path, backup_file: Path | None, output: Path | None, relea
 @_PROFILE
 @click.option("--backup", "backup_file", type=_FILE, required=True,
               help="The archive written by `selfhost backup`.")
-@_SANDBOX
-@_INVENTORY
+@sandbox_option("The hosts are the guests of this sandbox.")
+@INVENTORY
 @_KEY_FILE
 def restore(*, profile: Path, backup_file: Path, sandbox_name: str | None,
             inventory: Path | None, key_file: Path | None) -> None:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from selfhost.cli.options import INVENTORY, sandbox_option
 from selfhost.errors import ExitCode
 
 _FILE = click.Path(path_type=Path, dir_okay=False)
@@ -14,10 +15,8 @@ _FILE = click.Path(path_type=Path, dir_okay=False)
 
 @click.command()
 @click.argument("profile", type=_FILE)
-@click.option("--inventory", type=_FILE, default=None,
-              help="Ansible YAML inventory whose host names are the profile's.")
-@click.option("--sandbox", "sandbox_name", metavar="NAME", default=None,
-              help="Read the guests of this sandbox (as `deploy --sandbox` mapped them).")
+@INVENTORY
+@sandbox_option("Read the guests of this sandbox (as `deploy --sandbox` mapped them).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
 @click.pass_context
 def certs(ctx: click.Context, *, profile: Path, inventory: Path | None,

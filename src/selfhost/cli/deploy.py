@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 import click
 
+from selfhost.cli.options import INVENTORY, sandbox_option
 from selfhost.deploy.engine import ENGINE_ENV, ENGINES
 from selfhost.envvars import KEY_FILE_ENV, SIGN_KEY_ENV
 from selfhost.errors import ChecksFailed
@@ -61,16 +62,12 @@ _ENGINE = click.option(
     help=f"Run Ansible with Mitogen (default, faster) or plain ({ENGINE_ENV}).")
 
 
-_INVENTORY = click.option(
-    "--inventory", type=click.Path(path_type=Path, dir_okay=False), default=None,
-    help="Ansible YAML inventory whose host names are the profile's.")
 
 
 @click.command()
 @click.argument("profile", type=click.Path(path_type=Path, dir_okay=False))
-@_INVENTORY
-@click.option("--sandbox", "sandbox_name", metavar="NAME", default=None,
-              help="Deploy onto the guests of this sandbox, in the profile's host order.")
+@INVENTORY
+@sandbox_option("Deploy onto the guests of this sandbox, in the profile's host order.")
 @click.option("--check", is_flag=True,
               help="Dry run with diff; also shows the subprocessor change.")
 @click.option("--limit", metavar="HOSTS", default=None,

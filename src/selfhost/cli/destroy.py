@@ -9,7 +9,8 @@ from typing import TYPE_CHECKING
 
 import click
 
-from selfhost.cli.deploy import _ENGINE, _INVENTORY
+from selfhost.cli.deploy import _ENGINE
+from selfhost.cli.options import INVENTORY, sandbox_option
 from selfhost.envvars import SIGN_KEY_ENV
 
 if TYPE_CHECKING:
@@ -43,9 +44,8 @@ def _as_json(result: DestroyResult) -> str:
 
 @click.command()
 @click.argument("profile", type=click.Path(path_type=Path, dir_okay=False))
-@_INVENTORY
-@click.option("--sandbox", "sandbox_name", metavar="NAME", default=None,
-              help="The hosts are the guests of this sandbox, in the profile's host order.")
+@INVENTORY
+@sandbox_option("The hosts are the guests of this sandbox, in the profile's host order.")
 @click.option("--no-backup", is_flag=True,
               help="Do not take the final backup first (its data is then gone).")
 @click.option("--yes-i-really-mean-it", "confirmed", is_flag=True,

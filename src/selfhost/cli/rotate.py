@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from selfhost.cli.deploy import _ENGINE, _confirm, _reporter
+from selfhost.cli.options import INVENTORY, sandbox_option
 from selfhost.envvars import KEY_FILE_ENV
 
 _FILE = click.Path(path_type=Path, dir_okay=False)
@@ -26,10 +27,8 @@ def _ask_hidden(prompt: str) -> str:
 @click.option("--all", "every", is_flag=True,
               help="Every generated secret: database and cache passwords, the app's "
               "secret key, the backup key.")
-@click.option("--inventory", type=_FILE, default=None,
-              help="Ansible YAML inventory whose host names are the profile's.")
-@click.option("--sandbox", "sandbox_name", metavar="NAME", default=None,
-              help="Rotate on the guests of this sandbox, in the profile's host order.")
+@INVENTORY
+@sandbox_option("Rotate on the guests of this sandbox, in the profile's host order.")
 @click.option("--yes", is_flag=True, help="Do not ask before rotating.")
 @_ENGINE
 @click.option("--key-file", type=_FILE, envvar=KEY_FILE_ENV, default=None,

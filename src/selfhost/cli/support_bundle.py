@@ -8,6 +8,7 @@ from typing import Any
 
 import click
 
+from selfhost.cli.options import INVENTORY, sandbox_option
 from selfhost.envvars import KEY_FILE_ENV
 from selfhost.errors import ExitCode
 
@@ -42,10 +43,8 @@ def _listing(manifest: dict[str, Any]) -> str:
 @click.option("--output", "-o", type=_FILE, default=None,
               help="The archive to write (never overwritten); default "
               "support-bundle-CUSTOMER-TIME.tar.gz here.")
-@click.option("--inventory", type=_FILE, default=None,
-              help="Ansible YAML inventory whose host names are the profile's.")
-@click.option("--sandbox", "sandbox_name", metavar="NAME", default=None,
-              help="Read the guests of this sandbox (as `deploy --sandbox` mapped them).")
+@INVENTORY
+@sandbox_option("Read the guests of this sandbox (as `deploy --sandbox` mapped them).")
 @click.option("--no-verify", is_flag=True, help="Do not run verify for the bundle's report.")
 @click.option("--artifacts", type=click.Path(path_type=Path, file_okay=False, exists=True),
               multiple=True, help="A directory of `deploy --keep-artifacts`: its runs are "

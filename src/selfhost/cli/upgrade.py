@@ -9,14 +9,11 @@ from pathlib import Path
 
 import click
 
+from selfhost.cli.options import INVENTORY, sandbox_option
 from selfhost.envvars import KEY_FILE_ENV
 
 _FILE = click.Path(path_type=Path, dir_okay=False)
 _PROFILE = click.argument("profile", type=_FILE)
-_INVENTORY = click.option("--inventory", type=_FILE, default=None,
-                          help="Ansible YAML inventory whose host names are the profile's.")
-_SANDBOX = click.option("--sandbox", "sandbox_name", metavar="NAME", default=None,
-                        help="The guests of this sandbox, in the profile's host order.")
 _KEY_FILE = click.option("--key-file", type=_FILE, envvar=KEY_FILE_ENV, default=None,
                          help="Key file of the secrets (else SELFHOST_PASSPHRASE or a prompt).")
 _JSON = click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
@@ -45,8 +42,8 @@ def _step(as_json: bool) -> Callable[[str], None]:
               help="Preflight only: show what the upgrade would do; change nothing.")
 @click.option("--skip-verify", is_flag=True,
               help="Do not require `verify` to pass before the upgrade.")
-@_INVENTORY
-@_SANDBOX
+@INVENTORY
+@sandbox_option("The guests of this sandbox, in the profile's host order.")
 @_KEY_FILE
 @_JSON
 def upgrade(*, profile: Path, release_file: Path, check: bool, skip_verify: bool,
@@ -76,8 +73,8 @@ def upgrade(*, profile: Path, release_file: Path, check: bool, skip_verify: bool
 @click.command()
 @_PROFILE
 @click.option("--yes", is_flag=True, help="Do not ask before rolling back.")
-@_INVENTORY
-@_SANDBOX
+@INVENTORY
+@sandbox_option("The guests of this sandbox, in the profile's host order.")
 @_KEY_FILE
 @_JSON
 def rollback(*, profile: Path, yes: bool, inventory: Path | None, sandbox_name: str | None,

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 import click
 
+from selfhost.cli.options import INVENTORY, sandbox_option
 from selfhost.errors import ExitCode
 
 if TYPE_CHECKING:
@@ -21,10 +22,8 @@ def _progress(check: AnyCheck, outcome: Outcome) -> None:
 
 @click.command()
 @click.argument("profile", type=_FILE)
-@click.option("--inventory", type=_FILE, default=None,
-              help="Ansible YAML inventory whose host names are the profile's.")
-@click.option("--sandbox", "sandbox_name", metavar="NAME", default=None,
-              help="Check the guests of this sandbox (as `deploy --sandbox` mapped them).")
+@INVENTORY
+@sandbox_option("Check the guests of this sandbox (as `deploy --sandbox` mapped them).")
 @click.option("--junit", type=_FILE, default=None, help="Write a JUnit XML report here.")
 @click.option("--json", "json_path", type=_FILE, default=None,
               help="Write a JSON report here.")
