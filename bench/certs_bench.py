@@ -11,7 +11,6 @@ PROFILE --sandbox NAME``); the script only reads the hosts.
 
 from __future__ import annotations
 
-import argparse
 import json
 import statistics
 import subprocess
@@ -19,17 +18,14 @@ import sys
 import time
 from pathlib import Path
 
+from host_bench import host_bench_args
+
 TARGET_SECONDS = 5.0
 SELFHOST = str(Path(sys.executable).with_name("selfhost"))
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--profile", type=Path, required=True)
-    parser.add_argument("--sandbox", required=True)
-    parser.add_argument("--runs", type=int, default=5)
-    args = parser.parse_args()
+    args = host_bench_args(__doc__)
     times: list[float] = []
     listed = 0
     for run in range(args.runs):

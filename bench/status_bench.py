@@ -13,23 +13,18 @@ imports count as an operator would see them.
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import subprocess
 import sys
 import time
-from pathlib import Path
+
+from host_bench import host_bench_args
 
 TARGET_SECONDS = 5.0
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--profile", type=Path, required=True)
-    parser.add_argument("--sandbox", required=True)
-    parser.add_argument("--runs", type=int, default=5)
-    args = parser.parse_args()
+    args = host_bench_args(__doc__)
     times: list[float] = []
     for run in range(args.runs):
         start = time.perf_counter()

@@ -12,12 +12,13 @@ the pytest/testinfra suite and the reports), timed from start to result.
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from host_bench import host_bench_args
 
 from selfhost.verify import verify
 
@@ -25,12 +26,7 @@ TARGET_SECONDS = 10.0
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--profile", type=Path, required=True)
-    parser.add_argument("--sandbox", required=True)
-    parser.add_argument("--runs", type=int, default=5)
-    args = parser.parse_args()
+    args = host_bench_args(__doc__)
     times: list[float] = []
     checks = failed = 0
     with tempfile.TemporaryDirectory(prefix="selfhost-bench-") as tmp:
