@@ -308,8 +308,8 @@ TAMPERINGS = [
     Tamper("nginx.config_test", "broken-include",
            "echo 'tamper_directive on;' > /etc/nginx/conf.d/zz-tamper.conf",
            "rm /etc/nginx/conf.d/zz-tamper.conf",
-           # only the last line of `nginx -t` is reported, never the cause before it
-           "nginx: configuration file /etc/nginx/nginx.conf test failed"),
+           # the cause `nginx -t` gives on its [emerg] line, not its closing "test failed"
+           'unknown directive "tamper_directive" in /etc/nginx/conf.d/zz-tamper.conf:1'),
     nginx_sed("nginx.tls13", "tls12-only", NGINX_SITE,
               "'s/ssl_protocols TLSv1.3;/ssl_protocols TLSv1.2;/'",
               "refused: SSLError: [SSL: TLSV1_ALERT_PROTOCOL_VERSION]",
