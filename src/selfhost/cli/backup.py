@@ -9,15 +9,14 @@ from typing import Any
 
 import click
 
-from selfhost.cli.options import INVENTORY, sandbox_option
+from selfhost.cli.options import FILE, INVENTORY, sandbox_option
 from selfhost.envvars import KEY_FILE_ENV
 from selfhost.errors import ChecksFailed
 from selfhost.sandbox.rootfs import DEFAULT_RELEASE, RELEASES
 
-_FILE = click.Path(path_type=Path, dir_okay=False)
 _DIR = click.Path(path_type=Path, file_okay=False)
-_PROFILE = click.argument("profile", type=_FILE)
-_KEY_FILE = click.option("--key-file", type=_FILE, envvar=KEY_FILE_ENV, default=None,
+_PROFILE = click.argument("profile", type=FILE)
+_KEY_FILE = click.option("--key-file", type=FILE, envvar=KEY_FILE_ENV, default=None,
                          help="Key file of the secrets (else SELFHOST_PASSPHRASE or a prompt).")
 _OUTPUT = click.option("--output", type=_DIR, default=None,
                        help="Directory of the archives (default: .selfhost/<customer "
@@ -117,7 +116,7 @@ def _reporter() -> Any:
 
 @backup.command("drill")
 @_PROFILE
-@click.option("--backup", "backup_file", type=_FILE, default=None,
+@click.option("--backup", "backup_file", type=FILE, default=None,
               help="This archive instead of the latest one.")
 @_OUTPUT
 @click.option("--release", type=click.Choice(RELEASES), default=DEFAULT_RELEASE,
@@ -151,7 +150,7 @@ def drill(*, profile: Path, backup_file: Path | None, output: Path | None, relea
 
 @click.command()
 @_PROFILE
-@click.option("--backup", "backup_file", type=_FILE, required=True,
+@click.option("--backup", "backup_file", type=FILE, required=True,
               help="The archive written by `selfhost backup`.")
 @sandbox_option("The hosts are the guests of this sandbox.")
 @INVENTORY

@@ -7,14 +7,12 @@ from pathlib import Path
 
 import click
 
-from selfhost.cli.options import INVENTORY, sandbox_option
+from selfhost.cli.options import FILE, INVENTORY, sandbox_option
 from selfhost.errors import ExitCode
-
-_FILE = click.Path(path_type=Path, dir_okay=False)
 
 
 @click.command()
-@click.argument("profile", type=_FILE)
+@click.argument("profile", type=FILE)
 @INVENTORY
 @sandbox_option("Read the guests of this sandbox (as `deploy --sandbox` mapped them).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")

@@ -8,12 +8,12 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from selfhost.cli.options import FILE
 from selfhost.errors import ExitCode, SelfhostError
 
 if TYPE_CHECKING:
     from selfhost.release import ReleaseManifest
 
-_FILE = click.Path(path_type=Path, dir_okay=False)
 _JSON = click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 
 
@@ -38,9 +38,9 @@ def release() -> None:
 @click.argument("directory", type=click.Path(path_type=Path, file_okay=False))
 @click.option("--version", "version", required=True, metavar="V",
               help="The release's version (letters, digits and . + ~ _ -).")
-@click.option("--sign-key", type=_FILE, required=True,
+@click.option("--sign-key", type=FILE, required=True,
               help="The vendor's Ed25519 private key (selfhost keys generate).")
-@click.option("--output", type=_FILE, default=None,
+@click.option("--output", type=FILE, default=None,
               help="The tarball to write (default: NAME-VERSION.tar.gz here).")
 @_JSON
 def build(directory: Path, version: str, sign_key: Path, output: Path | None,
@@ -59,8 +59,8 @@ def build(directory: Path, version: str, sign_key: Path, output: Path | None,
 
 
 @release.command()
-@click.argument("file", type=_FILE)
-@click.option("--trusted-key", "trusted_keys", type=_FILE, multiple=True, required=True,
+@click.argument("file", type=FILE)
+@click.option("--trusted-key", "trusted_keys", type=FILE, multiple=True, required=True,
               help="A public key the release may be signed with (repeatable).")
 @_JSON
 def verify(file: Path, trusted_keys: tuple[Path, ...], as_json: bool) -> None:

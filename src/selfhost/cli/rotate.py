@@ -9,10 +9,8 @@ from pathlib import Path
 import click
 
 from selfhost.cli.deploy import _ENGINE, _confirm, _reporter
-from selfhost.cli.options import INVENTORY, sandbox_option
+from selfhost.cli.options import FILE, INVENTORY, sandbox_option
 from selfhost.envvars import KEY_FILE_ENV
-
-_FILE = click.Path(path_type=Path, dir_okay=False)
 
 
 def _ask_hidden(prompt: str) -> str:
@@ -20,7 +18,7 @@ def _ask_hidden(prompt: str) -> str:
 
 
 @click.command()
-@click.argument("profile", type=_FILE)
+@click.argument("profile", type=FILE)
 @click.option("--secret", "names", metavar="NAME", multiple=True,
               help="A secret to rotate (repeatable); a third-party key's new value comes "
               "from SELFHOST_<NAME> or a hidden prompt.")
@@ -31,7 +29,7 @@ def _ask_hidden(prompt: str) -> str:
 @sandbox_option("Rotate on the guests of this sandbox, in the profile's host order.")
 @click.option("--yes", is_flag=True, help="Do not ask before rotating.")
 @_ENGINE
-@click.option("--key-file", type=_FILE, envvar=KEY_FILE_ENV, default=None,
+@click.option("--key-file", type=FILE, envvar=KEY_FILE_ENV, default=None,
               help="Key file of the secrets (else SELFHOST_PASSPHRASE or a prompt).")
 @click.option("--json", "as_json", is_flag=True,
               help="Print the rotated names and each step's changes as JSON at the end.")

@@ -8,19 +8,19 @@ from pathlib import Path
 import click
 
 from selfhost import i18n
+from selfhost.cli.options import FILE
 from selfhost.envvars import SIGN_KEY_ENV
 from selfhost.errors import ExitCode, InvalidInput
 from selfhost.paths import PROFILES_DIR, preset_names
 from selfhost.subprocessors.files import FORMATS, Format
 
 _DATE = click.DateTime(formats=["%Y-%m-%d"])
-_FILE = click.Path(path_type=Path, dir_okay=False)
 _SIGN_KEY = click.option(
-    "--sign-key", type=_FILE, required=True, envvar=SIGN_KEY_ENV,
+    "--sign-key", type=FILE, required=True, envvar=SIGN_KEY_ENV,
     help="Ed25519 private key (selfhost keys generate) that signs the archive entry "
     "(or SELFHOST_SIGN_KEY).")
 _OVERLAY = click.option(
-    "--catalog-overlay", type=_FILE, help="The customer's own vendor facts (YAML; see the "
+    "--catalog-overlay", type=FILE, help="The customer's own vendor facts (YAML; see the "
     "README), laid over the catalog; default: the profile's catalog_overlay.")
 _JSON = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
 _LANG = click.option(
@@ -48,21 +48,21 @@ def subprocessors() -> None:
 
 
 @subprocessors.command()
-@click.argument("profile", type=_FILE)
+@click.argument("profile", type=FILE)
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="md", show_default=True,
               help="md (Markdown), html (standalone, printable, with a data-flow "
               "picture) or json (versioned; schemas/subprocessor-list.v1.schema.json).")
-@click.option("--output", "-o", type=_FILE, help="Write here (atomically) instead of stdout.")
+@click.option("--output", "-o", type=FILE, help="Write here (atomically) instead of stdout.")
 @click.option("--date", "on", type=_DATE, help="Date of the list (YYYY-MM-DD; default: "
               "the day of SOURCE_DATE_EPOCH if set, else today, UTC). The same profile "
               "and date give byte-identical output.")
-@click.option("--sign-key", type=_FILE, help="Ed25519 private key (selfhost keys generate): "
+@click.option("--sign-key", type=FILE, help="Ed25519 private key (selfhost keys generate): "
               "embed a signature in the JSON.")
 @click.option("--detached", is_flag=True, help="With --sign-key: write the signature to "
               "OUTPUT.sig instead (any format).")
 @click.option("--verify", "verify_hosts", is_flag=True, help="Reconcile with the live hosts "
               "first (exit 1 naming each difference); on a match the list embeds the evidence.")
-@click.option("--inventory", type=_FILE, help="With --verify: the hosts' Ansible inventory.")
+@click.option("--inventory", type=FILE, help="With --verify: the hosts' Ansible inventory.")
 @click.option("--sandbox", "sandbox_name", metavar="NAME", help="With --verify: the sandbox.")
 @_OVERLAY
 @click.option("--prospect", is_flag=True, help="PROFILE is a prospect's answers file "
@@ -105,8 +105,8 @@ def render(*, profile: Path, fmt: Format, output: Path | None, on: datetime | No
 
 
 @subprocessors.command()
-@click.argument("old", type=_FILE)
-@click.argument("new", type=_FILE)
+@click.argument("old", type=FILE)
+@click.argument("new", type=FILE)
 @click.option("--notice-date", type=_DATE, help="Date the notice is sent (YYYY-MM-DD; "
               "default: today, UTC).")
 @click.option("--format", "fmt", type=click.Choice(["md", "json"]), default="md",
@@ -129,7 +129,7 @@ def diff(ctx: click.Context, *, old: Path, new: Path, notice_date: datetime | No
 
 
 @subprocessors.command()
-@click.argument("prospects", type=_FILE)
+@click.argument("prospects", type=FILE)
 @click.option("--output-dir", type=click.Path(path_type=Path, file_okay=False),
               default=Path("subprocessor-lists"), show_default=True,
               help="Where the lists and summary.csv are written (created if missing).")
@@ -160,10 +160,10 @@ def batch(ctx: click.Context, *, prospects: Path, output_dir: Path, formats: tup
 
 
 @subprocessors.command("check-signature")
-@click.argument("file", type=_FILE)
-@click.option("--public-key", type=_FILE, required=True,
+@click.argument("file", type=FILE)
+@click.option("--public-key", type=FILE, required=True,
               help="The signer's public key (the .pub file of selfhost keys generate).")
-@click.option("--signature", type=_FILE, help="Detached signature (default: FILE.sig if it "
+@click.option("--signature", type=FILE, help="Detached signature (default: FILE.sig if it "
               "exists, else the signature embedded in the JSON).")
 def check_signature_command(file: Path, public_key: Path, signature: Path | None) -> None:
     """Exit 0 when FILE is exactly what was signed, 1 when any byte changed."""
@@ -174,7 +174,7 @@ def check_signature_command(file: Path, public_key: Path, signature: Path | None
 
 
 @subprocessors.command()
-@click.argument("profile", type=_FILE)
+@click.argument("profile", type=FILE)
 @_SIGN_KEY
 @click.option("--date", "on", type=_DATE, help="Date of the list (YYYY-MM-DD; default: "
               "today, UTC).")
@@ -210,7 +210,7 @@ def publish(profile: Path, sign_key: Path, on: datetime | None,
 
 
 @subprocessors.command()
-@click.argument("profile", type=_FILE)
+@click.argument("profile", type=FILE)
 @_JSON
 def history(profile: Path, as_json: bool) -> None:
     """The archive's entries: date, kind and what changed, oldest first."""
@@ -229,8 +229,8 @@ def history(profile: Path, as_json: bool) -> None:
 
 
 @subprocessors.command("archive-check")
-@click.argument("profile", type=_FILE)
-@click.option("--public-key", type=_FILE, required=True,
+@click.argument("profile", type=FILE)
+@click.option("--public-key", type=FILE, required=True,
               help="The signer's public key (the .pub file of selfhost keys generate).")
 @_JSON
 @click.pass_context
@@ -263,7 +263,7 @@ def archive_check(ctx: click.Context, profile: Path, public_key: Path,
 
 
 @subprocessors.command()
-@click.argument("profile", type=_FILE)
+@click.argument("profile", type=FILE)
 @click.option("--format", "fmt", type=click.Choice(["atom", "json"]), default="atom",
               show_default=True, help="Atom (RFC 4287) or JSON Feed 1.1.")
 def feed(profile: Path, fmt: str) -> None:
@@ -277,7 +277,7 @@ def feed(profile: Path, fmt: str) -> None:
 
 
 @subprocessors.command()
-@click.argument("profile", type=_FILE)
+@click.argument("profile", type=FILE)
 @click.option("--date", "on", type=_DATE, help="Date the notice is sent (YYYY-MM-DD; "
               "default: today, UTC).")
 @_SIGN_KEY
@@ -319,11 +319,11 @@ def notice(*, profile: Path, on: datetime | None, sign_key: Path, catalog_overla
 
 
 @subprocessors.command()
-@click.argument("profile", type=_FILE)
+@click.argument("profile", type=FILE)
 @click.option("--format", "fmt", type=click.Choice(["pdf", "html", "dpv"]), default="pdf",
               show_default=True, help="pdf (printable, A4), html (the same page) or dpv "
               "(W3C Data Privacy Vocabulary, JSON-LD).")
-@click.option("--output", "-o", type=_FILE, help="Write here (atomically); needed for pdf.")
+@click.option("--output", "-o", type=FILE, help="Write here (atomically); needed for pdf.")
 @click.option("--date", "on", type=_DATE, help="Date of the list (YYYY-MM-DD; default: "
               "today, UTC).")
 @_OVERLAY

@@ -8,11 +8,9 @@ from typing import Any
 
 import click
 
-from selfhost.cli.options import INVENTORY, sandbox_option
+from selfhost.cli.options import FILE, INVENTORY, sandbox_option
 from selfhost.envvars import KEY_FILE_ENV
 from selfhost.errors import ExitCode
-
-_FILE = click.Path(path_type=Path, dir_okay=False)
 
 
 def _size(n: int) -> str:
@@ -36,11 +34,11 @@ def _listing(manifest: dict[str, Any]) -> str:
 
 
 @click.command("support-bundle")
-@click.argument("profile", type=_FILE)
+@click.argument("profile", type=FILE)
 @click.option("--since", default="24h", show_default=True, metavar="WHEN",
               help="Journal and proxy log from this long ago (30m, 24h, 7d) or this UTC "
               "time (2026-12-01T08:00:00Z).")
-@click.option("--output", "-o", type=_FILE, default=None,
+@click.option("--output", "-o", type=FILE, default=None,
               help="The archive to write (never overwritten); default "
               "support-bundle-CUSTOMER-TIME.tar.gz here.")
 @INVENTORY
@@ -52,7 +50,7 @@ def _listing(manifest: dict[str, Any]) -> str:
 @click.option("--dry-run", is_flag=True, help="List what the bundle would hold; write nothing.")
 @click.option("--json", "as_json", is_flag=True,
               help="Print the manifest as JSON on stdout (progress stays on stderr).")
-@click.option("--key-file", type=_FILE, envvar=KEY_FILE_ENV, default=None,
+@click.option("--key-file", type=FILE, envvar=KEY_FILE_ENV, default=None,
               help="Key file of the secrets (else SELFHOST_PASSPHRASE or a prompt).")
 @click.pass_context
 def support_bundle(ctx: click.Context, *, profile: Path, since: str, output: Path | None,

@@ -9,12 +9,11 @@ from pathlib import Path
 
 import click
 
-from selfhost.cli.options import INVENTORY, sandbox_option
+from selfhost.cli.options import FILE, INVENTORY, sandbox_option
 from selfhost.envvars import KEY_FILE_ENV
 
-_FILE = click.Path(path_type=Path, dir_okay=False)
-_PROFILE = click.argument("profile", type=_FILE)
-_KEY_FILE = click.option("--key-file", type=_FILE, envvar=KEY_FILE_ENV, default=None,
+_PROFILE = click.argument("profile", type=FILE)
+_KEY_FILE = click.option("--key-file", type=FILE, envvar=KEY_FILE_ENV, default=None,
                          help="Key file of the secrets (else SELFHOST_PASSPHRASE or a prompt).")
 _JSON = click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 
@@ -36,7 +35,7 @@ def _step(as_json: bool) -> Callable[[str], None]:
 
 @click.command()
 @_PROFILE
-@click.option("--release", "release_file", type=_FILE, required=True,
+@click.option("--release", "release_file", type=FILE, required=True,
               help="The signed release tarball to upgrade to.")
 @click.option("--check", is_flag=True,
               help="Preflight only: show what the upgrade would do; change nothing.")

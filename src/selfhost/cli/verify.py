@@ -7,13 +7,12 @@ from typing import TYPE_CHECKING
 
 import click
 
-from selfhost.cli.options import INVENTORY, sandbox_option
+from selfhost.cli.options import FILE, INVENTORY, sandbox_option
 from selfhost.errors import ExitCode
 
 if TYPE_CHECKING:
     from selfhost.verify.contract import AnyCheck, Outcome
 
-_FILE = click.Path(path_type=Path, dir_okay=False)
 
 
 def _progress(check: AnyCheck, outcome: Outcome) -> None:
@@ -21,11 +20,11 @@ def _progress(check: AnyCheck, outcome: Outcome) -> None:
 
 
 @click.command()
-@click.argument("profile", type=_FILE)
+@click.argument("profile", type=FILE)
 @INVENTORY
 @sandbox_option("Check the guests of this sandbox (as `deploy --sandbox` mapped them).")
-@click.option("--junit", type=_FILE, default=None, help="Write a JUnit XML report here.")
-@click.option("--json", "json_path", type=_FILE, default=None,
+@click.option("--junit", type=FILE, default=None, help="Write a JUnit XML report here.")
+@click.option("--json", "json_path", type=FILE, default=None,
               help="Write a JSON report here.")
 @click.pass_context
 def verify(ctx: click.Context, *, profile: Path, inventory: Path | None,
