@@ -21,14 +21,36 @@ pytest_plugins = ["pytester"]
 NOT_RUN = ("skipped", "xfailed", "xpassed", "deselected")
 
 
+#: under pytest-xdist each worker collects and deselects; the controller sees only the
+#: reports of what ran, so the workers' deselections are relayed to it (the most any
+#: worker deselected: each collects the whole run)
+WORKERS_DESELECTED = "selfhost_deselected"
+_deselected_by_workers: list[int] = [0]
+
+
+def pytest_deselected(items: list[pytest.Item]) -> None:
+    if items and hasattr(items[0].config, "workeroutput"):
+        output = items[0].config.workeroutput
+        output[WORKERS_DESELECTED] = output.get(WORKERS_DESELECTED, 0) + len(items)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: Any) -> None:
+    output = getattr(node, "workeroutput", None) or {}
+    _deselected_by_workers[0] = max(_deselected_by_workers[0],
+                                    int(output.get(WORKERS_DESELECTED, 0)))
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     # CI sets SELFHOST_FAIL_ON_SKIP (scripts/test does).
-    if os.environ.get("SELFHOST_FAIL_ON_SKIP") != "1":
+    if os.environ.get("SELFHOST_FAIL_ON_SKIP") != "1" or hasattr(session.config,
+                                                                  "workeroutput"):
         return
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")
     if reporter is None:
         return
     counts = {kind: len(reporter.stats.get(kind, [])) for kind in NOT_RUN}
+    counts["deselected"] += _deselected_by_workers[0]
     found = ", ".join(f"{n} {kind}" for kind, n in counts.items() if n)
     if found and exitstatus == pytest.ExitCode.OK:
         reporter.write_line(f"FAILED: {found}; with SELFHOST_FAIL_ON_SKIP=1 every test must "

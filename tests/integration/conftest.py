@@ -37,14 +37,37 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.integration)
 
 
+#: the third octets test subnets come from, 10.213.60-99.0/24
+TEST_SUBNETS = range(60, 100)
+
+
+def _worker_index() -> int:
+    """This pytest-xdist worker's number (``gw3`` -> 3); 0 without xdist."""
+    number = os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw")
+    return int(number) if number.isdigit() else 0
+
+
+def _worker_subnets() -> list[int]:
+    """:data:`TEST_SUBNETS`, each pytest-xdist worker starting at its own share: workers
+    start at the same instant, so two scanning from one place could both take the first
+    free subnet before either had made its bridge."""
+    count = max(int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")), 1)
+    start = (_worker_index() % count) * (len(TEST_SUBNETS) // count)
+    return list(TEST_SUBNETS[start:]) + list(TEST_SUBNETS[:start])
+
+
 def free_test_subnet(skip: str | None = None) -> str:
     """``$SELFHOST_TEST_SANDBOX_SUBNET``, else the first of 10.213.60-99.0/24 no route uses,
     so test sessions running side by side (each with its own bridge) do not collide."""
     if (env := os.environ.get(TEST_SUBNET_ENV)) and skip is None:
-        return env
+        # One subnet named for the whole run: each xdist worker takes the next one up.
+        net = ipaddress.IPv4Network(env)
+        index = _worker_index()
+        return str(ipaddress.IPv4Network(
+            (int(net.network_address) + index * net.num_addresses, net.prefixlen)))
     routes = json.loads(subprocess.run(["ip", "-j", "-4", "route", "show"], check=True,
                                        capture_output=True, text=True).stdout or "[]")
-    for third in range(60, 100):
+    for third in _worker_subnets():
         net = ipaddress.IPv4Network(f"10.213.{third}.0/24")
         if str(net) != skip and not overlapping_routes(net, routes, bridge=""):
             return str(net)

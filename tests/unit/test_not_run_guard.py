@@ -20,25 +20,31 @@ CASES = {
 }
 
 
+#: in-process, and as scripts/test runs: two pytest-xdist workers
+WORKERS = {"in-process": [], "xdist": ["-n", "2", "--dist", "loadfile"]}
+
+
+@pytest.mark.parametrize("workers", sorted(WORKERS))
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_a_test_that_did_not_run_fails_the_run(pytester: pytest.Pytester,
                                                monkeypatch: pytest.MonkeyPatch,
-                                               case: str) -> None:
+                                               case: str, workers: str) -> None:
     source, args, says = CASES[case]
     monkeypatch.setenv("SELFHOST_FAIL_ON_SKIP", "1")
     pytester.makeconftest(GUARD.replace('pytest_plugins = ["pytester"]', ""))
     pytester.makepyfile(test_inner=source)
-    result = pytester.runpytest_subprocess(*args)
+    result = pytester.runpytest_subprocess(*args, *WORKERS[workers])
     assert (result.ret, any(says in line and "FAILED" in line for line in result.outlines)) \
         == (pytest.ExitCode.TESTS_FAILED, True)
 
 
-def test_a_clean_run_passes(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
-                            ) -> None:
+@pytest.mark.parametrize("workers", sorted(WORKERS))
+def test_a_clean_run_passes(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch,
+                            workers: str) -> None:
     monkeypatch.setenv("SELFHOST_FAIL_ON_SKIP", "1")
     pytester.makeconftest(GUARD.replace('pytest_plugins = ["pytester"]', ""))
-    pytester.makepyfile(test_inner="def test_a():\n    pass\n")
-    assert pytester.runpytest_subprocess().ret == pytest.ExitCode.OK
+    pytester.makepyfile(test_inner="def test_a():\n    pass\n\ndef test_b():\n    pass\n")
+    assert pytester.runpytest_subprocess(*WORKERS[workers]).ret == pytest.ExitCode.OK
 
 
 def test_without_the_flag_a_skip_passes(pytester: pytest.Pytester,
