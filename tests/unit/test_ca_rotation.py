@@ -12,7 +12,7 @@ from cryptography import x509
 
 from selfhost import ca_rotation, pki, secrets
 from selfhost.cli.app import main
-from selfhost.errors import Aborted
+from selfhost.errors import Aborted, DeployFailed, SelfhostError
 from selfhost.init import InitRequest, run_init
 from selfhost.paths import preset_path
 from selfhost.plan import plan
@@ -100,3 +100,36 @@ def test_certs_profile_still_lists(tmp_path: Path) -> None:
     assert result.exit_code == listed.exit_code == 2
     assert "absent.yaml" in result.output
     assert "No such command" not in result.output
+
+
+def test_a_cut_rotation_resumes_with_the_same_new_key(tmp_path: Path, key_file: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    profile = _profile(tmp_path, key_file)
+    old = secrets.load_secrets(profile, key_file=key_file)["ca_key"]
+    handed: list[dict[str, str]] = []
+
+    def failing(*_a: object, goal: dict[str, str], **_k: object) -> dict[str, object]:
+        handed.append(dict(goal))
+        raise DeployFailed("chat1: task X failed")
+
+    monkeypatch.setattr(ca_rotation, "_run", failing)
+    options = ca_rotation.CaRotateOptions(key_file=key_file, yes=True)
+    with pytest.raises(SelfhostError, match="stopped in its add phase") as caught:
+        ca_rotation.rotate_ca(profile, options)
+    assert caught.value.exit_code == 4
+    # nothing stored before the hosts accepted the new CA
+    assert sorted(secrets.load_secrets(profile, key_file=key_file)) == sorted(
+        n for n in handed[0] if n != ca_rotation.NEXT)
+    assert ca_rotation.pending_path(profile).stat().st_mode & 0o777 == 0o600
+    monkeypatch.setattr(ca_rotation, "_run", lambda *_a, goal, **_k: handed.append(
+        dict(goal)) or {})
+    result = ca_rotation.rotate_ca(profile, options)
+    assert (result.phases, result.resumed) == (["add", "switch", "finish"], True)
+    new = handed[0][ca_rotation.NEXT]
+    assert handed[1][ca_rotation.NEXT] == new
+    assert (handed[2]["ca_key"], handed[2][ca_rotation.PREVIOUS]) == (new, old)
+    assert handed[3]["ca_key"] == new
+    assert ca_rotation.PREVIOUS not in handed[3]
+    stored = secrets.load_secrets(profile, key_file=key_file)
+    assert (stored["ca_key"], sorted(stored).count("ca_key_previous")) == (new, 0)
+    assert not ca_rotation.pending_path(profile).exists()
