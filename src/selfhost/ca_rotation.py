@@ -4,14 +4,18 @@ client or server distrusts the other side.
 Three phases, each one run of site.yml over every host (the app keeps serving):
 
 1. ``add``: a new CA key is generated and its CA certificate issued; every host's
-   trusted CA file (``ca.crt``, which the app, PostgreSQL, Redis and nginx read)
-   becomes a bundle of the old and the new CA. The server certificates stay.
+   trusted CA file (``ca.crt``) becomes a bundle of the old and the new CA (the
+   app's clients read it at each connection; Redis with TLS has a copy and
+   restarts). The server certificates stay.
 2. ``switch``: every server certificate (and its key, derived from the CA key)
    is reissued by the new CA and installed; the bundle stays, so clients that
    still hold an old certificate's connection, and those that check against the
    bundle, trust both.
 3. ``finish``: the bundles hold the new CA only, and the old CA key leaves the
    secrets file.
+
+PostgreSQL and nginx only present certificates (they check no client's), so
+the bundle matters to the clients: the app, the checks, Redis's copy.
 
 Where a rotation stands is kept in the secrets file itself, each phase's change
 written only after every host accepted it: after ``add`` it holds the new key as
@@ -54,8 +58,8 @@ PREVIOUS = "ca_key_previous"
 PHASES = ("add", "switch", "finish")
 #: what each phase does on the hosts, for the confirmation
 EFFECTS = {
-    "add": "every host trusts the old and the new CA (ca.crt becomes a bundle of both); "
-           "PostgreSQL, Redis and nginx reload it",
+    "add": "every host trusts the old and the new CA (ca.crt becomes a bundle of both, "
+           "which the app reads at each connection; a TLS cache restarts with its copy)",
     "switch": "every server certificate is reissued by the new CA and installed",
     "finish": "ca.crt holds the new CA only; the old CA key leaves the secrets file",
 }
