@@ -15,6 +15,7 @@ hosts is on, the database and cache servers (the host name and address).
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import ipaddress
 import re
@@ -105,8 +106,14 @@ def host_names(plan: Plan) -> dict[str, list[str]]:
     return wanted
 
 
-def issue(plan: Plan, ca_key_pem: str | None, state_dir: Path) -> PkiMaterial:
-    """The CA certificate and every host's certificate and key, reusing stored ones."""
+def issue(plan: Plan, ca_key_pem: str | None, state_dir: Path,
+          also_trusted_key_pem: str | None = None) -> PkiMaterial:
+    """The CA certificate and every host's certificate and key, reusing stored ones.
+
+    With ``also_trusted_key_pem`` (a CA rotation in progress) the trusted CA file
+    is a bundle: the certificate of ``ca_key_pem``'s CA, which issues the host
+    certificates, then that of the other key's CA.
+    """
     wanted = host_names(plan)
     if not any(wanted.values()):
         return PkiMaterial(ca_cert="", host_certs=dict.fromkeys(wanted, ""), host_keys={})
@@ -115,11 +122,12 @@ def issue(plan: Plan, ca_key_pem: str | None, state_dir: Path) -> PkiMaterial:
                            "(run `selfhost init` again to generate it)")
     ca_key = _load_ca_key(ca_key_pem)
     now = dt.datetime.now(dt.UTC)
-    ca_path = state_dir / "ca.crt"
-    ca_cert = _stored(ca_path)
-    if ca_cert is None or not _ca_usable(ca_cert, ca_key, now):
-        ca_cert = _make_ca(ca_key, plan.customer.id, now)
-        _write(ca_path, _cert_pem(ca_cert))
+    # A CA rotation's other CA, which hosts and clients trust as well until it ends;
+    # looked up first, as ca.crt may still hold it.
+    other = "" if not also_trusted_key_pem else _cert_pem(_ca_for(
+        _load_ca_key(also_trusted_key_pem), plan.customer.id, state_dir, now, current=False))
+    ca_cert = _ca_for(ca_key, plan.customer.id, state_dir, now, current=True)
+    trusted = _cert_pem(ca_cert) + other
     certs: dict[str, str] = {}
     keys: dict[str, str] = {}
     for name, sans in wanted.items():
@@ -134,7 +142,47 @@ def issue(plan: Plan, ca_key_pem: str | None, state_dir: Path) -> PkiMaterial:
             _write(path, _cert_pem(cert))
         certs[name] = _cert_pem(cert)
         keys[name] = _key_pem(key)
-    return PkiMaterial(ca_cert=_cert_pem(ca_cert), host_certs=certs, host_keys=keys)
+    return PkiMaterial(ca_cert=trusted, host_certs=certs, host_keys=keys)
+
+
+def stored_ca(ca_key_pem: str, state_dir: Path) -> x509.Certificate | None:
+    """The stored CA certificate of ``ca_key_pem``, if any (nothing is written)."""
+    key = _load_ca_key(ca_key_pem)
+    return next((c for c in (_stored(state_dir / "ca.crt"),
+                             _stored(state_dir / "cas" / _ski_name(key)))
+                 if c is not None and _public_der(c.public_key()) == _public_der(
+                     key.public_key())), None)
+
+
+def forget_other_cas(state_dir: Path) -> None:
+    """Remove the stored certificates of a rotation's other CA (the rotation ended;
+    the current CA stays in ``ca.crt``)."""
+    for path in (state_dir / "cas").glob("*.crt"):
+        path.unlink(missing_ok=True)
+    with contextlib.suppress(OSError):
+        (state_dir / "cas").rmdir()
+
+
+def _ski_name(key: ec.EllipticCurvePrivateKey) -> str:
+    return x509.SubjectKeyIdentifier.from_public_key(key.public_key()).digest.hex() + ".crt"
+
+
+def _ca_for(key: ec.EllipticCurvePrivateKey, customer: str, state_dir: Path,
+            now: dt.datetime, *, current: bool) -> x509.Certificate:
+    """The stored CA certificate of ``key``, else a new one. The current one is
+    ``ca.crt``; the other CA of a rotation is kept under ``cas/`` by its key, so both
+    keep their bytes through the rotation (a redeploy in between changes nothing)."""
+    main = state_dir / "ca.crt"
+    by_key = state_dir / "cas" / _ski_name(key)
+    ca_cert = next((c for c in (_stored(main), _stored(by_key))
+                    if c is not None and _ca_usable(c, key, now)), None)
+    if ca_cert is None:
+        ca_cert = _make_ca(key, customer, now)
+    pem = _cert_pem(ca_cert)
+    path = main if current else by_key
+    if _stored(path) != ca_cert:
+        _write(path, pem)
+    return ca_cert
 
 
 def derive_host_key(ca_key: ec.EllipticCurvePrivateKey, host: str) -> ec.EllipticCurvePrivateKey:

@@ -103,7 +103,9 @@ def _read_text(profile_path: Path, value: str | None, what: str) -> str:
 def _pki(profile_path: Path, target: Target, values: dict[str, str]) -> pki.PkiMaterial:
     the_plan = target.plan
     state = record.state_dir(profile_path, the_plan.customer.id)
-    material = pki.issue(the_plan, values.get("ca_key"), state)
+    # During `certs rotate-ca` the secrets hold the other CA's key as well.
+    other = values.get("ca_key_next") or values.get("ca_key_previous")
+    material = pki.issue(the_plan, values.get("ca_key"), state, other)
     if the_plan.tls.mode == "provided":
         tls = target.profile.tls
         material = material.with_provided(
