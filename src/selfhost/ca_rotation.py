@@ -38,8 +38,8 @@ from selfhost import pki, secrets
 from selfhost.atomic import write_atomic
 from selfhost.deploy import record
 from selfhost.deploy.engine import Engine, choose
-from selfhost.deploy.events import Event, HostStats
-from selfhost.deploy.runner import RunRequest, raise_for, run_playbook
+from selfhost.deploy.events import HostStats
+from selfhost.deploy.runner import RunRequest, run_shown
 from selfhost.deploy.service import (
     DEFAULT_TIMEOUT,
     PLAYBOOK,
@@ -263,16 +263,4 @@ def _run(profile_path: Path, options: CaRotateOptions, engine: Engine, *,
     request = RunRequest(playbook=playbook_path(PLAYBOOK), inventory=prepared.target.inventory,
                          extravars=prepared.extravars, secret_env=prepared.secret_env,
                          engine=engine, timeout=options.timeout)
-    shown = reporter(prepared.redactor) if reporter is not None else None
-
-    def on_event(event: Event) -> None:
-        if shown is not None:
-            shown.event(event)
-
-    try:
-        outcome = run_playbook(request, prepared.redactor, on_event)
-    finally:
-        if shown is not None:
-            shown.close()
-    raise_for(outcome, options.timeout)
-    return outcome.stats
+    return run_shown(request, prepared.redactor, reporter).stats

@@ -28,8 +28,8 @@ from pathlib import Path
 from selfhost import secrets
 from selfhost.atomic import write_atomic
 from selfhost.deploy.engine import Engine, choose
-from selfhost.deploy.events import Event, HostStats
-from selfhost.deploy.runner import RunRequest, raise_for, run_playbook
+from selfhost.deploy.events import HostStats
+from selfhost.deploy.runner import RunRequest, run_shown
 from selfhost.deploy.secrets_env import var_name
 from selfhost.deploy.service import (
     DEFAULT_TIMEOUT,
@@ -299,16 +299,4 @@ def _run(step: _Step, engine: Engine, options: RotateOptions,
                          extravars={**prepared.extravars, **step.extra_vars},
                          secret_env={**prepared.secret_env, **step.extra_env}, engine=engine,
                          timeout=options.timeout, keep_artifacts=keep)
-    shown = reporter(prepared.redactor) if reporter is not None else None
-
-    def on_event(event: Event) -> None:
-        if shown is not None:
-            shown.event(event)
-
-    try:
-        outcome = run_playbook(request, prepared.redactor, on_event)
-    finally:
-        if shown is not None:
-            shown.close()
-    raise_for(outcome, options.timeout)
-    return outcome.stats
+    return run_shown(request, prepared.redactor, reporter).stats
