@@ -14,10 +14,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import tempfile
 import time
 from pathlib import Path
+
+from db_fill import fill_database
 
 from selfhost import sandbox
 from selfhost.backup.service import create
@@ -31,17 +32,6 @@ from selfhost.workflows.restore import restore
 SUBNET = "10.213.91.0/24"
 DATABASE = plan(load_profile(preset_path("air-gapped"))).database.name
 PASSPHRASE = "bench-passphrase-not-secret"
-#: rows of random text, about 1 kB each: random so the dump cannot compress them away
-FILL_SQL = ("CREATE TABLE bench_fill (id bigserial PRIMARY KEY, body text); "
-            "INSERT INTO bench_fill (body) SELECT string_agg(md5(random()::text), '') "
-            "FROM generate_series(1, {rows}) AS r, generate_series(1, 30) AS c GROUP BY r; "
-            "SELECT pg_database_size(current_database());")
-
-
-def on_guest(box: sandbox.Sandbox, script: str) -> str:
-    done = subprocess.run(box.ssh_command(box.guests[0], "bash", "-c", script),
-                          capture_output=True, text=True, check=True, timeout=3600)
-    return done.stdout
 
 
 def main() -> None:
@@ -60,10 +50,7 @@ def main() -> None:
     try:
         src = sandbox.up("rb-src", 1, args.release)
         deploy(profile, DeployOptions(sandbox=src.name, yes=True, passphrase=PASSPHRASE))
-        rows = args.megabytes * 1024 * 1024 // 1100
-        size = on_guest(src, f"cd / && runuser -u postgres -- psql -qAt -d {DATABASE} "
-                        "<<'EOF'\n" + FILL_SQL.format(rows=rows) + "\nEOF")
-        figures["database_bytes"] = float(size.split()[-1])
+        figures["database_bytes"] = float(fill_database(src, DATABASE, args.megabytes))
         started = time.monotonic()
         made = create(profile, sandbox=src.name, passphrase=PASSPHRASE)
         figures["backup_seconds"] = time.monotonic() - started

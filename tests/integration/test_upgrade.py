@@ -2,7 +2,13 @@
 the contract probe as v1 with a canary row, then a broken migration and a failing health
 check that each end with v1 serving and the data intact (the migrated schema restored
 from the pre-upgrade dump), v1 -> v2 with the data kept and the schema migrated, a
-rollback by hand, and an upgrade killed mid-way that a second upgrade finishes."""
+rollback by hand, and an upgrade killed mid-way that a second upgrade finishes.
+
+A second guest runs Debian 13, where PostgreSQL is 17 rather than 15 (its own
+``pg_dump``/``pg_restore``, cluster paths and dump format): there one test runs the
+steps whose outcome depends on the database, the failing migration's restore and
+v1 -> v2; the steps that do not touch PostgreSQL (signature, check, the kill) are
+not repeated."""
 
 from __future__ import annotations
 
@@ -64,11 +70,10 @@ class Site:
                               passphrase=PASSPHRASE, **extra)  # type: ignore[arg-type]
 
 
-@pytest.fixture(scope="module")
-def site(sandbox_factory: SandboxFactory, tmp_path_factory: pytest.TempPathFactory
-         ) -> Site:
-    work = tmp_path_factory.mktemp("upgrade")
-    box = sandbox_factory("upgrade", 1, "bookworm")
+def _deploy_v1(sandbox_factory: SandboxFactory, work: Path, release: str) -> Site:
+    """The contract probe deployed as v1 onto a fresh guest of ``release``, its
+    migration run and the canary row written."""
+    box = sandbox_factory(f"upgrade-{release}", 1, release)
     keys = make_keys(work)
     releases = {}
     for kind in ("v1", "v2", "v2-broken-migration", "v2-unhealthy"):
@@ -76,7 +81,7 @@ def site(sandbox_factory: SandboxFactory, tmp_path_factory: pytest.TempPathFacto
         releases[kind] = probe_release(work / kind, kind, keys)  # type: ignore[arg-type]
     shutil.copyfile(releases["v1"], work / "release.tar.gz")
     profile = release_profile(work, box, keys.public)
-    deployment = Deployment("air-gapped", "bookworm", profile, box)
+    deployment = Deployment("air-gapped", release, profile, box)
     run_deploy(deployment, work, label="v1").require()
     the_site = Site(deployment, releases, keys, work)
     # v1's own migration, as its installation runs it; then the canary row
@@ -92,6 +97,12 @@ def site(sandbox_factory: SandboxFactory, tmp_path_factory: pytest.TempPathFacto
         time.sleep(2)
     assert the_site.healthz() == (200, "1.0", 1)
     return the_site
+
+
+@pytest.fixture(scope="module")
+def site(sandbox_factory: SandboxFactory, tmp_path_factory: pytest.TempPathFactory
+         ) -> Site:
+    return _deploy_v1(sandbox_factory, tmp_path_factory.mktemp("upgrade"), "bookworm")
 
 
 def _v1_serving_with_data(site: Site) -> None:
@@ -187,3 +198,21 @@ def test_an_upgrade_killed_mid_way_is_finished_by_the_next(site: Site) -> None:
     assert site.healthz() == (200, "2.0", 2)
     assert site.sql("SELECT value FROM probe_canary") == CANARY
     assert site.columns() == ["id", "value", "written_at"]
+
+
+def test_on_debian_13_a_failing_migration_rolls_back_and_v1_to_v2_migrates(
+        sandbox_factory: SandboxFactory, tmp_path_factory: pytest.TempPathFactory) -> None:
+    trixie = _deploy_v1(sandbox_factory, tmp_path_factory.mktemp("upgrade-trixie"), "trixie")
+    assert trixie.on_guest("pg_lsclusters", "-h").split()[0] == "17"
+    with pytest.raises(DeployFailed) as failed:
+        upgrade(trixie.deployment.profile_path, trixie.options("v2-broken-migration",
+                                                               skip_verify=True))
+    assert "failed at migrate" in failed.value.message
+    assert "the database restored from the pre-upgrade dump" in failed.value.message
+    _v1_serving_with_data(trixie)
+
+    result = upgrade(trixie.deployment.profile_path, trixie.options("v2"))
+    assert (result.from_version, result.to_version) == ("1.0", "2.0")
+    assert trixie.healthz() == (200, "2.0", 2)
+    assert trixie.sql("SELECT value FROM probe_canary") == CANARY
+    assert trixie.columns() == ["id", "value", "written_at"]
