@@ -159,19 +159,12 @@ def describe(the_plan: Plan, chosen: list[SecretSpec], resumed: bool) -> list[st
 
 
 def _credentials(options: RotateOptions) -> tuple[str | None, Path | None]:
-    if options.passphrase is None and options.key_file is None:
-        return secrets.passphrase_from_env(), secrets.key_file_from_env()
-    return options.passphrase, options.key_file
+    return secrets.credentials(options.passphrase, options.key_file)
 
 
 def _read_pending(profile_path: Path, options: RotateOptions) -> dict[str, str] | None:
-    path = pending_path(profile_path)
-    if not path.exists():
-        return None
-    passphrase, key_file = _credentials(options)
-    secrets.refuse_open_mode(path, "the pending rotation file")
-    found = secrets.unseal(path.read_bytes(), path, passphrase=passphrase, key_file=key_file)
-    return {name: found[name] for name in found}
+    return secrets.read_pending(pending_path(profile_path), "the pending rotation file",
+                                passphrase=options.passphrase, key_file=options.key_file)
 
 
 def _seal(path: Path, values: Mapping[str, str], options: RotateOptions) -> None:

@@ -293,3 +293,24 @@ def generate(name: str) -> str:
         return random.token_urlsafe(48)
     # Passwords go into URLs: token_urlsafe needs no escaping there.
     return random.token_urlsafe(32)
+
+
+def credentials(passphrase: str | None, key_file: Path | None) -> tuple[str | None, Path | None]:
+    """The passphrase and key file given, else (when neither was) those of the environment."""
+    if passphrase is None and key_file is None:
+        return passphrase_from_env(), key_file_from_env()
+    return passphrase, key_file
+
+
+def read_pending(path: Path, what: str, *, passphrase: str | None,
+                 key_file: Path | None) -> dict[str, str] | None:
+    """The values of a sealed file of an unfinished rotation, or None when there is none.
+
+    Such a file holds new secret values before the hosts have them, so it is kept as
+    private as the secrets file and refused when others can read it."""
+    if not path.exists():
+        return None
+    passphrase, key_file = credentials(passphrase, key_file)
+    refuse_open_mode(path, what)
+    found = unseal(path.read_bytes(), path, passphrase=passphrase, key_file=key_file)
+    return {name: found[name] for name in found}
