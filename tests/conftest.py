@@ -58,6 +58,40 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
+#: seconds spent in each test file (setup, call and teardown of its tests) and the
+#: xdist workers that ran it: the suite's time budget is spent by file, module-scoped
+#: guests included, which --durations' per-test lines cannot show
+_file_seconds: dict[str, float] = {}
+_file_workers: dict[str, set[str]] = {}
+
+
+_on_worker: list[bool] = [False]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # A worker's reports reach the controller too: only the controller counts.
+    _on_worker[0] = hasattr(config, "workerinput")
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if _on_worker[0]:
+        return
+    name = report.nodeid.split("::", 1)[0]
+    _file_seconds[name] = _file_seconds.get(name, 0.0) + report.duration
+    node = getattr(report, "node", None)  # the xdist worker that ran it
+    workerid = getattr(node, "workerinput", {}).get("workerid", "main")
+    _file_workers.setdefault(name, set()).add(str(workerid))
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if _on_worker[0] or not _file_seconds:
+        return
+    terminalreporter.section("time by test file")
+    for name, seconds in sorted(_file_seconds.items(), key=lambda kv: -kv[1])[:40]:
+        workers = ",".join(sorted(_file_workers[name]))
+        terminalreporter.write_line(f"{seconds:9.1f}s  {name}  ({workers})")
+
+
 TESTS = Path(__file__).resolve().parent
 #: the fixture every test on real sandbox guests depends on
 GUESTS_FIXTURE = "sandbox_env"

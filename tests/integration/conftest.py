@@ -98,26 +98,47 @@ def sandbox_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
             sandbox.down_all()
 
 
-@pytest.fixture(scope="session")
-def sandbox_factory(sandbox_env: Path) -> Iterator[SandboxFactory]:
-    """``make(name, hosts=1, release=None) -> Sandbox``; every sandbox made is downed at
-    session end even when tests fail."""
-    made: list[str] = []
+#: names of the sandboxes this process made and has not downed yet, oldest first
+_made: list[str] = []
 
-    def make(name: str, hosts: int = 1, release: str | None = None) -> sandbox.Sandbox:
-        if name not in made:
-            made.append(name)
-        return sandbox.up(name, hosts, release)
 
-    yield make
+def _down_since(mark: int) -> None:
+    """Down the sandboxes made after the first ``mark`` (newest first), every one of
+    them even when one fails."""
     problems = []
-    for name in reversed(made):
+    while len(_made) > mark:
+        name = _made.pop()
         try:
             sandbox.down(name)
         except Exception as exc:  # every sandbox must get its chance
             problems.append(f"{name}: {exc}")
     if problems:
         pytest.fail("sandbox teardown failed:\n" + "\n".join(problems), pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def sandbox_factory(sandbox_env: Path) -> Iterator[SandboxFactory]:
+    """``make(name, hosts=1, release=None) -> Sandbox``; every sandbox made is downed when
+    the test file that made it ends (or at session end), even when tests fail."""
+
+    def make(name: str, hosts: int = 1, release: str | None = None) -> sandbox.Sandbox:
+        if name not in _made:
+            _made.append(name)
+        return sandbox.up(name, hosts, release)
+
+    yield make
+    _down_since(0)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _guests_end_with_their_file() -> Iterator[None]:
+    """No test file uses another's guests: once a file is done its guests go, so a long
+    session does not keep dozens of deployed hosts running (memory, CPU, and every
+    process-list scan of the later tests). Autouse, so set up before and torn down
+    after the file's own fixtures, which may still need the guests."""
+    mark = len(_made)
+    yield
+    _down_since(mark)
 
 
 @contextlib.contextmanager

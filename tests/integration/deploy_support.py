@@ -107,14 +107,31 @@ class ProcessWatcher:
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self) -> None:
+        # The guests' processes (their own PID namespaces: other machines) are most of
+        # /proc once a session has many guests; reading their argv every pass would
+        # cost a core. A process's PID namespace is fixed at its creation, so each PID
+        # is classified once, for as long as it is listed.
+        ours = os.readlink("/proc/self/ns/pid")
+        this_machine: dict[str, bool] = {}
         while not self._stop.is_set():
-            for entry in Path("/proc").iterdir():
-                if entry.name.isdigit():
+            listed = [e for e in os.listdir("/proc") if e.isdigit()]
+            for pid in listed:
+                if pid not in this_machine:
                     try:
-                        raw = (entry / "cmdline").read_bytes()
+                        this_machine[pid] = os.readlink(f"/proc/{pid}/ns/pid") == ours
+                    except OSError:
+                        continue
+                if this_machine[pid]:
+                    try:
+                        with open(f"/proc/{pid}/cmdline", "rb") as handle:
+                            raw = handle.read()
                     except OSError:
                         continue
                     self.seen.add(raw.replace(b"\0", b" ").decode(errors="replace"))
+            # An ended PID is forgotten at once: its number may come back in another
+            # namespace (PIDs are handed out in order, so not within one pass).
+            alive = set(listed)
+            this_machine = {p: v for p, v in this_machine.items() if p in alive}
             time.sleep(self._interval)
 
     def __enter__(self) -> ProcessWatcher:
