@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from selfhost.cli.options import FILE, INVENTORY, sandbox_option
+from selfhost.cli.options import FILE, INVENTORY, ask_passphrase, sandbox_option
 from selfhost.envvars import KEY_FILE_ENV
 from selfhost.errors import ChecksFailed
 from selfhost.sandbox.rootfs import DEFAULT_RELEASE, RELEASES
@@ -22,14 +22,6 @@ _OUTPUT = click.option("--output", type=_DIR, default=None,
                        help="Directory of the archives (default: .selfhost/<customer "
                        "id>/backups beside the profile).")
 
-
-def _passphrase(profile: Path, key_file: Path | None) -> str | None:
-    from selfhost import secrets
-
-    if (key_file is None and secrets.passphrase_from_env() is None and sys.stdin.isatty()
-            and secrets.locked_with(profile) == "passphrase"):
-        return str(click.prompt("Passphrase for the secrets file", hide_input=True))
-    return None
 
 
 def _say(line: str) -> None:
@@ -70,7 +62,7 @@ def create(*, profile: Path, output: Path | None, inventory: Path | None,
     from selfhost.backup.service import create as run_create
 
     result = run_create(profile, output=output, sandbox=sandbox_name, inventory=inventory,
-                        passphrase=_passphrase(profile, key_file), key_file=key_file,
+                        passphrase=ask_passphrase(profile, key_file), key_file=key_file,
                         say=_say)
     if as_json:
         click.echo(json.dumps({"path": str(result.path), "bytes": result.bytes,
@@ -130,7 +122,7 @@ def drill(*, profile: Path, backup_file: Path | None, output: Path | None, relea
     from selfhost.workflows.restore import drill as run_drill
 
     result = run_drill(profile, backup=backup_file, output=output, release=release,
-                       passphrase=_passphrase(profile, key_file), key_file=key_file,
+                       passphrase=ask_passphrase(profile, key_file), key_file=key_file,
                        reporter=_reporter(), say=_say)
     checks = result.restore.verification
     if as_json:
@@ -163,7 +155,7 @@ def restore(*, profile: Path, backup_file: Path, sandbox_name: str | None,
     from selfhost.workflows.restore import restore as run_restore
 
     result = run_restore(profile, backup_file, sandbox_name=sandbox_name, inventory=inventory,
-                         passphrase=_passphrase(profile, key_file), key_file=key_file,
+                         passphrase=ask_passphrase(profile, key_file), key_file=key_file,
                          reporter=_reporter(), say=_say)
     click.echo(summary(result.verification))
     click.echo(f"Restored {backup_file} (made {result.manifest.created}) in "

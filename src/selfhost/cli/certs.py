@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import click
 
 from selfhost.cli.deploy import _ENGINE, _confirm, _reporter
-from selfhost.cli.options import FILE, INVENTORY, sandbox_option
+from selfhost.cli.options import FILE, INVENTORY, ask_passphrase, sandbox_option
 from selfhost.envvars import KEY_FILE_ENV
 from selfhost.errors import ExitCode
 
@@ -79,14 +78,10 @@ def rotate_ca(*, profile: Path, inventory: Path | None, sandbox_name: str | None
     Each phase is stored once every host has it; an interrupted rotation resumes
     when run again (exit 4 names the phase).
     """
-    from selfhost import secrets
     from selfhost.ca_rotation import CaRotateOptions
     from selfhost.ca_rotation import rotate_ca as run
 
-    passphrase = None
-    if (key_file is None and secrets.passphrase_from_env() is None and sys.stdin.isatty()
-            and secrets.locked_with(profile) == "passphrase"):
-        passphrase = click.prompt("Passphrase for the secrets file", hide_input=True)
+    passphrase = ask_passphrase(profile, key_file)
     options = CaRotateOptions(inventory=inventory, sandbox=sandbox_name, yes=yes,
                               engine=engine, passphrase=passphrase, key_file=key_file,
                               stop_after=stop_after)

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from selfhost.cli.options import INVENTORY, sandbox_option
+from selfhost.cli.options import INVENTORY, ask_passphrase, sandbox_option
 from selfhost.deploy.engine import ENGINE_ENV, ENGINES
 from selfhost.envvars import KEY_FILE_ENV, SIGN_KEY_ENV
 from selfhost.errors import ChecksFailed
@@ -46,15 +46,6 @@ def _summary(result: DeployResult) -> None:
     if result.record_path is not None:
         click.echo(f"Deployment record: {result.record_path}")
 
-
-def ask_passphrase(profile: Path, key_file: Path | None) -> str | None:
-    """The secrets' passphrase from a prompt, when nothing else can open them."""
-    from selfhost import secrets
-
-    if (key_file is None and secrets.passphrase_from_env() is None and sys.stdin.isatty()
-            and secrets.locked_with(profile) == "passphrase"):
-        return str(click.prompt("Passphrase for the secrets file", hide_input=True))
-    return None
 
 
 _ENGINE = click.option(

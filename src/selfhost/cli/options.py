@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -22,3 +23,14 @@ def sandbox_option(help_text: str) -> Callable[[F], F]:
     ``help_text`` says what the command does with them."""
     return click.option("--sandbox", "sandbox_name", metavar="NAME", default=None,
                         help=help_text)
+
+
+def ask_passphrase(profile: Path, key_file: Path | None) -> str | None:
+    """The secrets' passphrase from a prompt, when nothing else can open them (no key
+    file, no SELFHOST_PASSPHRASE, a terminal to ask on, a passphrase-locked file)."""
+    from selfhost import secrets
+
+    if (key_file is None and secrets.passphrase_from_env() is None and sys.stdin.isatty()
+            and secrets.locked_with(profile) == "passphrase"):
+        return str(click.prompt("Passphrase for the secrets file", hide_input=True))
+    return None

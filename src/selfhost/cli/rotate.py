@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from selfhost.cli.deploy import _ENGINE, _confirm, _reporter
-from selfhost.cli.options import FILE, INVENTORY, sandbox_option
+from selfhost.cli.options import FILE, INVENTORY, ask_passphrase, sandbox_option
 from selfhost.envvars import KEY_FILE_ENV
 
 
@@ -41,14 +41,10 @@ def rotate(*, profile: Path, names: tuple[str, ...], every: bool, inventory: Pat
     The secrets file gets the new values only once every host runs on them; a run
     cut in between is finished by running rotate again (exit 4 names the step).
     """
-    from selfhost import secrets
     from selfhost.rotation import RotateOptions
     from selfhost.rotation import rotate as run_rotate
 
-    passphrase = None
-    if (key_file is None and secrets.passphrase_from_env() is None and sys.stdin.isatty()
-            and secrets.locked_with(profile) == "passphrase"):
-        passphrase = click.prompt("Passphrase for the secrets file", hide_input=True)
+    passphrase = ask_passphrase(profile, key_file)
     options = RotateOptions(names=names, all=every, inventory=inventory,
                             sandbox=sandbox_name, yes=yes, engine=engine,
                             passphrase=passphrase, key_file=key_file)

@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from selfhost.cli.options import FILE, INVENTORY, sandbox_option
+from selfhost.cli.options import FILE, INVENTORY, ask_passphrase, sandbox_option
 from selfhost.envvars import KEY_FILE_ENV
 from selfhost.errors import ExitCode
 
@@ -72,7 +72,6 @@ def support_bundle(ctx: click.Context, *, profile: Path, since: str, output: Pat
     """
     from selfhost.bundle import BundleOptions
     from selfhost.bundle import support_bundle as build
-    from selfhost.cli.deploy import ask_passphrase
 
     def say(line: str) -> None:
         click.echo(line, err=True)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from selfhost.cli.options import FILE, INVENTORY, sandbox_option
+from selfhost.cli.options import FILE, INVENTORY, ask_passphrase, sandbox_option
 from selfhost.envvars import KEY_FILE_ENV
 
 _PROFILE = click.argument("profile", type=FILE)
@@ -17,14 +17,6 @@ _KEY_FILE = click.option("--key-file", type=FILE, envvar=KEY_FILE_ENV, default=N
                          help="Key file of the secrets (else SELFHOST_PASSPHRASE or a prompt).")
 _JSON = click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 
-
-def _passphrase(profile: Path, key_file: Path | None) -> str | None:
-    from selfhost import secrets
-
-    if (key_file is None and secrets.passphrase_from_env() is None and sys.stdin.isatty()
-            and secrets.locked_with(profile) == "passphrase"):
-        return str(click.prompt("Passphrase for the secrets file", hide_input=True))
-    return None
 
 
 def _step(as_json: bool) -> Callable[[str], None]:
@@ -55,7 +47,7 @@ def upgrade(*, profile: Path, release_file: Path, check: bool, skip_verify: bool
 
     options = UpgradeOptions(release=release_file, inventory=inventory, sandbox=sandbox_name,
                              check=check, skip_verify=skip_verify, key_file=key_file,
-                             passphrase=_passphrase(profile, key_file))
+                             passphrase=ask_passphrase(profile, key_file))
     result = run_upgrade(profile, options, step=_step(as_json))
     if as_json:
         click.echo(json.dumps({"from": result.from_version, "to": result.to_version,
@@ -84,7 +76,7 @@ def rollback(*, profile: Path, yes: bool, inventory: Path | None, sandbox_name: 
     from selfhost.upgrade.service import rollback as run_rollback
 
     options = RollbackOptions(inventory=inventory, sandbox=sandbox_name, yes=yes,
-                              key_file=key_file, passphrase=_passphrase(profile, key_file))
+                              key_file=key_file, passphrase=ask_passphrase(profile, key_file))
 
     def ask(question: str) -> bool:
         return click.confirm(question, default=False)
