@@ -29,7 +29,7 @@ bundle; ``selfhost certs rotate-ca`` run again resumes with the next phase.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography.hazmat.primitives import hashes
@@ -41,10 +41,10 @@ from selfhost.deploy.engine import Engine, choose
 from selfhost.deploy.events import HostStats
 from selfhost.deploy.runner import RunRequest, run_shown
 from selfhost.deploy.service import (
-    DEFAULT_TIMEOUT,
     PLAYBOOK,
     Confirm,
     DeployOptions,
+    HostRunOptions,
     ReporterFactory,
     playbook_path,
     prepare,
@@ -68,14 +68,7 @@ Say = Callable[[str], None]
 
 
 @dataclass(frozen=True)
-class CaRotateOptions:
-    inventory: Path | None = None
-    sandbox: str | None = None
-    yes: bool = False
-    engine: str | None = None
-    timeout: int = DEFAULT_TIMEOUT
-    passphrase: str | None = field(default=None, repr=False)
-    key_file: Path | None = None
+class CaRotateOptions(HostRunOptions):
     #: stop after this phase (tests look at the overlap); None: run to the end
     stop_after: str | None = None
 

@@ -32,10 +32,10 @@ from selfhost.deploy.events import HostStats
 from selfhost.deploy.runner import RunRequest, run_shown
 from selfhost.deploy.secrets_env import var_name
 from selfhost.deploy.service import (
-    DEFAULT_TIMEOUT,
     PLAYBOOK,
     Confirm,
     DeployOptions,
+    HostRunOptions,
     Prepared,
     ReporterFactory,
     playbook_path,
@@ -66,16 +66,9 @@ Say = Callable[[str], None]
 
 
 @dataclass(frozen=True)
-class RotateOptions:
+class RotateOptions(HostRunOptions):
     names: tuple[str, ...] = ()
     all: bool = False
-    inventory: Path | None = None
-    sandbox: str | None = None
-    yes: bool = False
-    engine: str | None = None
-    timeout: int = DEFAULT_TIMEOUT
-    passphrase: str | None = field(default=None, repr=False)
-    key_file: Path | None = None
     #: where supplied (third-party) values are read from (default: os.environ)
     environ: Mapping[str, str] | None = field(default=None, repr=False)
     #: keep each run's artifacts under this directory (after a clean scan)

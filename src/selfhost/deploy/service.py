@@ -42,6 +42,19 @@ ReporterFactory = Callable[[Redactor], Reporter]
 
 
 @dataclass(frozen=True)
+class HostRunOptions:
+    """Where a command that runs a playbook works, how, and how it opens the secrets:
+    what rotate and rotate-ca take beside their own options."""
+    inventory: Path | None = None
+    sandbox: str | None = None
+    yes: bool = False
+    engine: str | None = None
+    timeout: int = DEFAULT_TIMEOUT
+    passphrase: str | None = field(default=None, repr=False)
+    key_file: Path | None = None
+
+
+@dataclass(frozen=True)
 class DeployOptions:
     inventory: Path | None = None
     sandbox: str | None = None
