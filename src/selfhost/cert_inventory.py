@@ -28,6 +28,7 @@ from cryptography.hazmat.primitives import hashes
 from selfhost import pki
 from selfhost.plan import Plan
 from selfhost.targets import SshTarget, resolve
+from selfhost.targets.ssh import ask_json
 
 Kind = Literal["internal-ca", "internal", "provided", "acme"]
 Level = Literal["ok", "warning", "critical"]
@@ -118,7 +119,6 @@ def cert_files(plan: Plan) -> dict[str, list[CertFile]]:
 def read_cert_files(spec: dict[str, object]) -> dict[str, object]:
     import glob  # noqa: PLC0415 - runs on the host on its own
     import re  # noqa: PLC0415
-    import subprocess  # noqa: PLC0415
     block = re.compile(r"-----BEGIN CERTIFICATE-----[A-Za-z0-9+/=\s]+?-----END CERTIFICATE-----")
     files: dict[str, object] = {}
     for pattern in spec["paths"]:  # type: ignore[attr-defined]
@@ -155,27 +155,8 @@ def remote_command(spec: dict[str, object]) -> str:
 
 # -- on the controller ------------------------------------------------------------
 
-def _ssh_argv(target: SshTarget, command: str) -> list[str]:
-    argv = ["ssh", "-p", str(target.port), "-o", "BatchMode=yes", "-o", "ConnectTimeout=10"]
-    if target.identity_file:
-        argv += ["-i", target.identity_file]
-    argv += [*target.ssh_args, f"{target.user}@{target.address}"]
-    return [*argv, f"sudo -n {command}" if target.sudo else command]
-
-
 def _run(target: SshTarget, spec: dict[str, object]) -> dict[str, object] | str:
-    try:
-        done = subprocess.run(_ssh_argv(target, remote_command(spec)), capture_output=True,
-                              text=True, timeout=SSH_TIMEOUT, check=False)
-    except subprocess.TimeoutExpired:
-        return f"no answer within {SSH_TIMEOUT} s"
-    if done.returncode != 0:
-        return f"ssh exited {done.returncode}: {done.stderr.strip()[-300:]}"
-    try:
-        raw = json.loads(done.stdout)
-    except ValueError:
-        return "the host's answer is not JSON: " + done.stdout[:200]
-    return raw if isinstance(raw, dict) else "the host's answer is not a JSON object"
+    return ask_json(target, ["sh", "-c", remote_command(spec)], timeout=SSH_TIMEOUT)
 
 
 def _names(cert: x509.Certificate) -> list[str]:

@@ -168,6 +168,10 @@ def bundled(sandbox_factory: SandboxFactory, tmp_path_factory: pytest.TempPathFa
     guest = box.guests[0].name
     values = secret_values(deployment.profile_path)
     plant(deployment, guest, values)
+    # A drift check now, so the host has a status file and the journal its lines.
+    drift = ssh(box, guest, "systemctl", "start", deployment.plan.layout.drift_service,
+                timeout=300)
+    assert drift.returncode == 0, drift.stderr
     archive = work / "out" / "bundle.tar.gz"
     archive.parent.mkdir()
     env = {**os.environ, "SELFHOST_PASSPHRASE": PASSPHRASE}
@@ -233,6 +237,15 @@ def test_the_bundle_holds_ruleset_journal_verify_report_and_records(bundled: Bun
     runs = json.loads(bundled.part("controller/runs.json"))
     assert [(r["status"], r["rc"], r["check"], r["stats"][host]["failed"]) for r in runs] == [
         ("successful", 0, False, 0)]
+    # The drift watch: its status file as the host holds it, its lines in the journal.
+    layout = bundled.deployment.plan.layout
+    status = json.loads(bundled.part(f"{base}/files{layout.drift_status}"))
+    on_host = json.loads(bundled.on_host("cat", layout.drift_status))
+    assert sorted(c["id"] for c in status["checks"]) == \
+        sorted(c["id"] for c in on_host["checks"])
+    assert len(status["checks"]) > 10
+    assert any("backend-chat-drift:" in line and f"host={host}" in line
+               for line in bundled.part(f"{base}/journal/units.log").splitlines())
     packages = bundled.part(f"{base}/packages.tsv")
     assert any(line.split("\t")[1] == "nginx" for line in packages.splitlines())
     verdicts = json.loads(bundled.part(f"{base}/proxy-verdicts.json"))

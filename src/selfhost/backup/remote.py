@@ -7,7 +7,6 @@ is one quoted argv, through ``sudo -n`` when the ssh user is not root.
 
 from __future__ import annotations
 
-import shlex
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
@@ -15,18 +14,11 @@ from typing import BinaryIO
 
 from selfhost.errors import DeployFailed
 from selfhost.targets.service import SshTarget
+from selfhost.targets.ssh import ssh_argv
 
 _BLOCK = 1 << 20
 #: how long a host may stay silent (connect, a short command) before it is given up on
 SHORT_TIMEOUT = 120
-
-
-def ssh_argv(target: SshTarget, argv: list[str]) -> list[str]:
-    remote = (["sudo", "-n", "--"] if target.sudo else []) + argv
-    options = ["-o", "BatchMode=yes", "-p", str(target.port), *target.ssh_args]
-    if target.identity_file:
-        options += ["-i", target.identity_file]
-    return ["ssh", *options, f"{target.user}@{target.address}", shlex.join(remote)]
 
 
 def _failed(target: SshTarget, what: str, code: int, stderr: bytes) -> DeployFailed:

@@ -8,8 +8,6 @@ on the host and answers one JSON object, kept in memory until it is redacted.
 from __future__ import annotations
 
 import json
-import shlex
-import subprocess
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from importlib.resources import files
@@ -18,6 +16,7 @@ from typing import Any
 from selfhost.plan import Plan, PlanHost
 from selfhost.release import MANIFEST
 from selfhost.targets import SshTarget
+from selfhost.targets.ssh import ask_json
 from selfhost.verify import components
 
 #: Debian's unit directory, where the roles install the deployment's own units
@@ -29,8 +28,6 @@ _PG_CONFIG = ("/etc/postgresql/*/main/postgresql.conf", "/etc/postgresql/*/main/
               "/etc/postgresql/*/main/conf.d/*.conf")
 #: collection on a host gives up after this long (journal reads are bounded there too)
 HOST_TIMEOUT = 300
-SSH_OPTIONS = ("-o", "BatchMode=yes", "-o", "ConnectTimeout=10",
-               "-o", "ServerAliveInterval=5", "-o", "ServerAliveCountMax=3")
 
 
 def units(plan: Plan, host: PlanHost) -> list[str]:
@@ -44,7 +41,9 @@ def units(plan: Plan, host: PlanHost) -> list[str]:
         "redis": [layout.redis_unit],
         **_PACKAGED_UNITS,
     }
-    return [u for c in host.components for u in by_component.get(c, [])]
+    # The drift watch runs on every host, whatever its components.
+    return [*(u for c in host.components for u in by_component.get(c, [])),
+            layout.drift_service, layout.drift_timer]
 
 
 def tags(unit_names: list[str]) -> list[str]:
@@ -57,7 +56,8 @@ def spec(plan: Plan, host: PlanHost, since: float) -> dict[str, Any]:
     layout = plan.layout
     unit_names = units(plan, host)
     own_units = [f"{UNIT_DIR}/{u}" for u in unit_names if "*" not in u]
-    wanted = [layout.nft_config, layout.sysctl_file, *own_units]
+    # The drift watch's latest result: what the host found between deploys.
+    wanted = [layout.nft_config, layout.sysctl_file, layout.drift_status, *own_units]
     has = set(host.components)
     if "app" in has:
         wanted += [layout.app_hosts_file, layout.app_resolv_file]
@@ -93,14 +93,6 @@ class HostAnswer:
     error: str | None = None
 
 
-def ssh_argv(target: SshTarget, command: str) -> list[str]:
-    argv = ["ssh", *SSH_OPTIONS, "-p", str(target.port)]
-    if target.identity_file:
-        argv += ["-i", target.identity_file]
-    argv += [*target.ssh_args, f"{target.user}@{target.address}", command]
-    return argv
-
-
 def script(host_spec: dict[str, Any]) -> str:
     source = files("selfhost.bundle").joinpath("remote.py").read_text(encoding="utf-8")
     return f"{source}\n\nmain(json.loads({json.dumps(json.dumps(host_spec))}))\n"
@@ -109,24 +101,10 @@ def script(host_spec: dict[str, Any]) -> str:
 def ask(target: SshTarget, host_spec: dict[str, Any]) -> HostAnswer:
     """Run the collection on one host. The script goes on standard input, so
     neither it nor the spec shows in a process list."""
-    command = shlex.join(["sudo", "-n", "python3", "-"] if target.sudo else ["python3", "-"])
-    try:
-        done = subprocess.run(ssh_argv(target, command), input=script(host_spec).encode(),
-                              capture_output=True, timeout=HOST_TIMEOUT, check=False)
-    except subprocess.TimeoutExpired:
-        return HostAnswer(target.name, error=f"no answer within {HOST_TIMEOUT} s")
-    except OSError as exc:
-        return HostAnswer(target.name, error=f"cannot run ssh ({exc.strerror or exc})")
-    if done.returncode != 0:
-        detail = done.stderr.decode("utf-8", "replace").strip()[-500:]
-        return HostAnswer(target.name, error=f"ssh to {target.user}@{target.address}:"
-                          f"{target.port} failed (exit {done.returncode}): {detail}")
-    try:
-        data = json.loads(done.stdout)
-    except ValueError:
-        data = None
-    if not isinstance(data, dict):
-        return HostAnswer(target.name, error="the host's answer is not a JSON object")
+    data = ask_json(target, ["python3", "-"], timeout=HOST_TIMEOUT,
+                    stdin=script(host_spec).encode())
+    if isinstance(data, str):
+        return HostAnswer(target.name, error=data)
     return HostAnswer(target.name, data=data)
 
 

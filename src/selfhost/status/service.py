@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import shlex
-import subprocess
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
@@ -20,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from selfhost.targets import Deployment, SshTarget, resolve
+from selfhost.targets.ssh import failure, run_on
 
 #: ssh gives up on a host after this long (the file is small; a slow host is news)
 SSH_TIMEOUT = 20
@@ -80,27 +80,14 @@ def _read_command(deployment: Deployment) -> str:
     return f"systemctl is-active {timer} || true; cat {status} 2>/dev/null || true"
 
 
-def _ssh(target: SshTarget, command: str) -> subprocess.CompletedProcess[str]:
-    argv = ["ssh", "-p", str(target.port), "-o", "BatchMode=yes",
-            "-o", f"ConnectTimeout={SSH_TIMEOUT // 2}"]
-    if target.identity_file:
-        argv += ["-i", target.identity_file]
-    argv += [*target.ssh_args, f"{target.user}@{target.address}",
-             f"sudo -n sh -c {shlex.quote(command)}" if target.sudo else command]
-    return subprocess.run(argv, capture_output=True, text=True, timeout=SSH_TIMEOUT,
-                          check=False, stdin=subprocess.DEVNULL)
-
-
 def fetch(target: SshTarget, command: str) -> tuple[str | None, dict[str, Any] | None, str]:
     """(timer state, status document, error) of one host."""
-    try:
-        res = _ssh(target, command)
-    except subprocess.TimeoutExpired:
-        return None, None, f"no answer over ssh within {SSH_TIMEOUT} s"
+    res = run_on(target, ["sh", "-c", command], timeout=SSH_TIMEOUT)
+    if isinstance(res, str):
+        return None, None, f"over ssh: {res}"
     if res.returncode != 0:
-        return None, None, (f"ssh to {target.user}@{target.address}:{target.port} failed: "
-                            f"{res.stderr.strip()[-300:]}")
-    timer, _, body = res.stdout.partition("\n")
+        return None, None, failure(target, res)
+    timer, _, body = res.stdout.decode("utf-8", "replace").partition("\n")
     if not body.strip():
         return timer.strip(), None, ""
     try:
