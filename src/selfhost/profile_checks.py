@@ -28,6 +28,24 @@ def resolve(profile_path: Path, value: str) -> Path:
     return candidate if candidate.is_absolute() else profile_path.parent / candidate
 
 
+def named_files(profile: Profile) -> list[tuple[str, str]]:
+    """(field, path as written) of every file the profile names: what a deploy of it
+    reads beside the profile (the provided certificate and key, the private ACME CA,
+    the release and its trusted keys, the catalog overlay)."""
+    out: list[tuple[str, str]] = []
+    if profile.tls.mode == "provided":
+        out += [(f"tls.{name}", value) for name in ("cert_file", "key_file")
+                if (value := getattr(profile.tls, name))]
+    if profile.tls.mode == "acme" and profile.tls.acme.ca_file:
+        out.append(("tls.acme.ca_file", profile.tls.acme.ca_file))
+    if profile.app.release:
+        out.append(("app.release", profile.app.release))
+    out += [(f"app.release_keys.{i}", key) for i, key in enumerate(profile.app.release_keys)]
+    if profile.catalog_overlay:
+        out.append(("catalog_overlay", profile.catalog_overlay))
+    return out
+
+
 def tls_problems(profile: Profile, path: Path, now: datetime | None = None) -> list[Problem]:
     """Provided certificate and key files: readable, well-formed, matching, in date."""
     if profile.tls.mode != "provided":

@@ -29,6 +29,8 @@ pytestmark = pytest.mark.slow
 PASSPHRASE = "backup-integration-passphrase-" + secrets.token_urlsafe(8)
 PRESET = "air-gapped"
 CANARY = "canary-" + secrets.token_hex(8)
+#: the customer's own vendor facts (the air-gapped preset has no AI vendor to describe)
+OVERLAY = "schema_version: 1\nvendors: {}\n"
 SandboxFactory = Callable[..., sandbox.Sandbox]
 
 
@@ -75,7 +77,10 @@ def source(sandbox_factory: SandboxFactory, tmp_path_factory: pytest.TempPathFac
            ) -> Source:
     tmp = tmp_path_factory.mktemp("backup")
     box = sandbox_factory("bk-src", hosts=1, release="bookworm")
-    profile = init_profile(tmp / "site" / "acme.yaml")
+    # A file the profile names beside it: the drill's unpacked profile needs it too.
+    (tmp / "site" / "lists").mkdir(parents=True)
+    (tmp / "site" / "lists" / "overlay.yaml").write_text(OVERLAY)
+    profile = init_profile(tmp / "site" / "acme.yaml", "catalog_overlay=lists/overlay.yaml")
     run_deploy(profile, DeployOptions(sandbox=box.name, yes=True, passphrase=PASSPHRASE))
     assert canary(box, CANARY) == [CANARY]
     made = selfhost("backup", str(profile), "--sandbox", box.name, "--json")

@@ -27,6 +27,8 @@ DATABASE_DUMP = "database.dump"
 #: the profile and its encrypted secrets file as they were, and the controller's records
 PROFILE_DIR = "controller/profile"
 STATE_DIR = "controller/state"
+#: the files the profile names by a path relative to its directory, at that path
+PROFILE_FILES_DIR = "controller/profile/files"
 #: ``hosts/<name>/config.tar``: the host's configuration directory and deployment record
 HOSTS_DIR = "hosts"
 

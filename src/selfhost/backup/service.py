@@ -16,11 +16,14 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from selfhost import __version__, paths
 from selfhost.backup import archive, contents, remote
 from selfhost.errors import InvalidInput
+from selfhost.profile_checks import named_files
+from selfhost.profile_checks import resolve as resolve_named
+from selfhost.profile_io import load_profile
 from selfhost.secrets import load_secrets, secrets_path
 from selfhost.targets.service import Deployment, SshTarget, resolve
 
@@ -74,9 +77,30 @@ def _progress(say: Say | None, what: str) -> Callable[[int], None]:
     return report
 
 
+def profile_named_files(profile_path: Path) -> tuple[dict[str, Path], list[str]]:
+    """The archive members of the files the profile names relative to its directory,
+    and the fields whose files stay out (an absolute path, or one leaving the
+    profile's directory: a restore elsewhere must find those where they are)."""
+    members: dict[str, Path] = {}
+    outside: list[str] = []
+    for field, value in named_files(load_profile(profile_path)):
+        relative = PurePosixPath(value)
+        if relative.is_absolute() or ".." in relative.parts or value.startswith("~"):
+            outside.append(f"{field} ({value})")
+            continue
+        path = resolve_named(profile_path, value)
+        if not path.is_file():
+            raise InvalidInput(f"{profile_path}: {field}: {path} is not a file; the backup "
+                               "keeps every file the profile names (fix the path, or "
+                               "restore the file)")
+        members[f"{contents.PROFILE_FILES_DIR}/{relative.as_posix()}"] = path
+    return members, outside
+
+
 def _controller_files(profile_path: Path, customer_id: str) -> dict[str, Path]:
     files = {f"{contents.PROFILE_DIR}/profile.yaml": profile_path,
-             f"{contents.PROFILE_DIR}/profile.secrets": secrets_path(profile_path)}
+             f"{contents.PROFILE_DIR}/profile.secrets": secrets_path(profile_path),
+             **profile_named_files(profile_path)[0]}
     state = paths.state_dir(profile_path, customer_id)
     if state.is_dir():
         for path in sorted(state.rglob("*")):
@@ -100,6 +124,9 @@ def create(profile_path: Path, *, output: Path | None = None, sandbox: str | Non
     final = out_dir / f"{customer}-{stamp}{archive.SUFFIX}"
     partial = final.with_name(final.name + ".partial")
     db = _database_target(deployment)
+    _, outside = profile_named_files(profile_path)
+    if say and outside:
+        say("not in the backup (outside the profile's directory): " + ", ".join(outside))
     with tempfile.TemporaryDirectory(prefix="selfhost-backup-") as work_name:
         work = Path(work_name)
         dump = work / contents.DATABASE_DUMP

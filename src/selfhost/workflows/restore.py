@@ -156,6 +156,10 @@ def _unpack_profile(opened: contents.Opened, into: Path) -> Path:
     secrets = secrets_path(profile)
     shutil.copyfile(opened.path(f"{contents.PROFILE_DIR}/profile.secrets"), secrets)
     secrets.chmod(0o600)
+    # The files the profile names, at the same paths relative to it.
+    named = opened.path(contents.PROFILE_FILES_DIR)
+    if named.is_dir():
+        shutil.copytree(named, into, dirs_exist_ok=True)
     state_src = opened.path(contents.STATE_DIR)
     if state_src.is_dir():
         shutil.copytree(state_src, paths.state_dir(profile, opened.manifest.customer_id))
