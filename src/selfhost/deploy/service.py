@@ -44,7 +44,7 @@ ReporterFactory = Callable[[Redactor], Reporter]
 @dataclass(frozen=True)
 class HostRunOptions:
     """Where a command that runs a playbook works, how, and how it opens the secrets:
-    what rotate and rotate-ca take beside their own options."""
+    what deploy, rotate and rotate-ca take beside their own options."""
     inventory: Path | None = None
     sandbox: str | None = None
     yes: bool = False
@@ -55,16 +55,9 @@ class HostRunOptions:
 
 
 @dataclass(frozen=True)
-class DeployOptions:
-    inventory: Path | None = None
-    sandbox: str | None = None
+class DeployOptions(HostRunOptions):
     check: bool = False
     limit: str | None = None
-    yes: bool = False
-    engine: str | None = None
-    timeout: int = DEFAULT_TIMEOUT
-    passphrase: str | None = field(default=None, repr=False)
-    key_file: Path | None = None
     #: keep the runner's artifacts here (only after a scan finds no secret in them)
     keep_artifacts: Path | None = None
     #: deploy before the subprocessor change's notice is effective, for this reason
