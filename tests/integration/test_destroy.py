@@ -1,6 +1,7 @@
-"""`deploy --prune` and `selfhost destroy` on a real Debian 12 guest.
+"""`deploy --prune` and `selfhost destroy` on real Debian 12 and 13 guests.
 
-One guest, deployed once (air-gapped: PostgreSQL, Redis, backups, proxy,
+Per release one guest (the packages removed differ: PostgreSQL 15 and 17, their
+clusters, Redis 7 and 8), deployed once (air-gapped: PostgreSQL, Redis, backups, proxy,
 firewall), with a bystander before the deploy: a Debian package and an nft table
 of the host's own. The tests run in order on that deployment: a declined prune
 removes nothing, a prune removes the backups the profile dropped, a declined
@@ -19,7 +20,14 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from deploy_support import PASSPHRASE, Deployment, make_profile, run_deploy, secret_values
+from deploy_support import (
+    PASSPHRASE,
+    RELEASES,
+    Deployment,
+    make_profile,
+    run_deploy,
+    secret_values,
+)
 from ruamel.yaml import YAML
 
 from conftest import SandboxFactory
@@ -88,14 +96,18 @@ def _cli(*args: str) -> tuple[int, str]:
     return result.exit_code, result.output
 
 
-@pytest.fixture(scope="module")
-def host(sandbox_factory: SandboxFactory, tmp_path_factory: pytest.TempPathFactory) -> Host:
-    box = sandbox_factory("dbk-destroy", 1, "bookworm")
+@pytest.fixture(scope="module", params=RELEASES)
+def host(request: pytest.FixtureRequest, sandbox_factory: SandboxFactory,
+         tmp_path_factory: pytest.TempPathFactory) -> Host:
+    # Module-scoped and parametrized: pytest runs every test on one release's guest,
+    # in file order, before the next release's.
+    release: str = request.param
+    box = sandbox_factory(f"d{release[:2]}-destroy", 1, release)
     guest = box.guests[0].name
-    work = tmp_path_factory.mktemp("destroy")
+    work = tmp_path_factory.mktemp(f"destroy-{release}")
     profile = make_profile(work, PRESET, box)
     keys = generate_keys(work / "sign.key", work / "sign.pub")
-    deployment = Deployment(PRESET, "bookworm", profile, box)
+    deployment = Deployment(PRESET, release, profile, box)
     made = Host(box, guest, profile, keys.private_key, deployment)
     # The host's own software, there before selfhost: a package, nftables and a table.
     made.out("sh", "-c", "apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive "
