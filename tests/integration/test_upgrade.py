@@ -30,6 +30,7 @@ from release_support import HEALTHZ, Keys, make_keys, probe_release
 from selfhost.errors import DeployFailed, InvalidInput
 from selfhost.layout import LAYOUT
 from selfhost.release import NotGenuine
+from selfhost.status.service import status
 from selfhost.upgrade.service import RollbackOptions, UpgradeOptions, rollback, upgrade
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -79,6 +80,18 @@ class Site:
         expected = {"name": "contract-probe", "version": version}
         assert (self.host_record().get("release"), self.controller_record().get("release")
                 ) == (expected, expected)
+
+    def status_names(self, release: str) -> None:
+        """`selfhost status` shows ``release`` for the guest: the drift check the
+        record action starts reads the record anew (it runs in the background)."""
+        deadline = time.monotonic() + 120
+        while True:
+            shown = status(self.deployment.profile_path,
+                           sandbox=self.deployment.box.name).hosts[0].release
+            if shown == release or time.monotonic() > deadline:
+                break
+            time.sleep(3)
+        assert shown == release
 
     def options(self, kind: str, **extra: object) -> UpgradeOptions:
         return UpgradeOptions(release=self.releases[kind], sandbox=self.deployment.box.name,
@@ -130,16 +143,22 @@ def _v1_serving_with_data(site: Site) -> None:
 
 def test_deploy_records_the_release_on_the_host_and_the_controller(site: Site) -> None:
     site.records_name("1.0")
+    site.status_names("contract-probe 1.0")
 
 
 def test_check_shows_the_steps_and_changes_nothing(site: Site) -> None:
     before = site.host_record()
-    result = upgrade(site.deployment.profile_path, site.options("v2", check=True,
-                                                               skip_verify=True))
-    assert (result.from_version, result.to_version, result.migrations) == (
-        "1.0", "2.0", ["schema-2"])
-    assert any(s.startswith("switch chat1 from 1.0 to 2.0") for s in result.steps)
-    assert result.subprocessors == ["no subprocessor change"]
+    done = subprocess.run(
+        [sys.executable, "-m", "selfhost.cli.app", "upgrade", str(site.deployment.profile_path),
+         "--release", str(site.releases["v2"]), "--sandbox", site.deployment.box.name,
+         "--check", "--skip-verify", "--json"], capture_output=True, text=True, timeout=600,
+        env={**os.environ, "SELFHOST_PASSPHRASE": PASSPHRASE}, check=False)
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert (result["from"], result["to"], result["check"], result["migrations"]) == (
+        "1.0", "2.0", True, ["schema-2"])
+    assert any(s.startswith("switch chat1 from 1.0 to 2.0") for s in result["steps"])
+    assert result["subprocessors"] == ["no subprocessor change"]
     assert site.healthz() == (200, "1.0", 1)
     assert site.on_guest("ls", LAYOUT.app_releases_dir).split() == ["1.0"]
     assert site.host_record() == before
@@ -184,6 +203,7 @@ def test_v1_to_v2_keeps_the_data_and_migrates_the_schema(site: Site) -> None:
     assert site.columns() == ["id", "value", "written_at"]
     assert sorted(site.on_guest("ls", LAYOUT.app_releases_dir).split()) == ["1.0", "2.0"]
     site.records_name("2.0")
+    site.status_names("contract-probe 2.0")
     with pytest.raises(InvalidInput, match="already runs on every app host"):
         upgrade(site.deployment.profile_path, site.options("v2", skip_verify=True))
 
@@ -194,6 +214,7 @@ def test_rollback_by_hand_returns_to_v1_and_its_database(site: Site) -> None:
     assert (result.to_version, result.database_restored) == ("1.0", True)
     _v1_serving_with_data(site)
     site.records_name("1.0")
+    site.status_names("contract-probe 1.0")
 
 
 def test_an_upgrade_killed_mid_way_is_finished_by_the_next(site: Site) -> None:
