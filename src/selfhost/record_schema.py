@@ -5,7 +5,9 @@ One schema for every copy. Each host carries one (the record role writes it to
 controller keeps one beside the profile (``<profile dir>/.selfhost/<customer
 id>/deployment.json``, written by ``selfhost deploy`` after a successful run).
 The copies differ only in ``host`` and in what runs there (``components``,
-``env_keys``): the controller's copy has ``host: null`` and runs nothing.
+``env_keys``): the controller's copy has ``host: null`` and runs nothing. Both carry
+the release that runs (``release``), written by ``selfhost deploy`` and again by
+``selfhost upgrade``/``rollback`` once the app hosts were switched.
 """
 
 from __future__ import annotations
@@ -38,6 +40,15 @@ class RecordParty(_Frozen):
     category: str
 
 
+class RecordRelease(_Frozen):
+    #: the release manifest's ``name`` and ``version``
+    name: str
+    version: str
+
+    def render(self) -> str:
+        return f"{self.name} {self.version}"
+
+
 class DeploymentRecord(_Frozen):
     format: Literal[2]
     #: the host this copy is on; ``None`` for the controller's copy
@@ -55,9 +66,10 @@ class DeploymentRecord(_Frozen):
     third_parties: list[RecordParty]
     #: the keys of the app's environment file on ``host`` (empty where no app runs)
     env_keys: list[str]
-    #: the release version that runs, in the controller's copy (written by ``selfhost
-    #: deploy`` and ``selfhost upgrade``/``rollback``; None: the contract probe app)
-    release: str | None = None
+    #: the release that runs (written by ``selfhost deploy`` and by ``selfhost
+    #: upgrade``/``rollback`` after the switch); None: the built-in contract probe app,
+    #: deployed without a release artifact
+    release: RecordRelease | None = None
     #: ``sha256:`` of the record's JSON (sorted keys) without these two last fields,
     #: so a redeploy of the same content leaves the record as it is
     content_digest: str

@@ -105,10 +105,13 @@ def test_agreeing_hosts_give_a_list_with_their_evidence(agreed: Agreed) -> None:
     assert (sorted(rows), all(c["result"] == "pass" for c in rows.values()),
             [k for k in ("OPENAI_API_KEY", "SENTRY_DSN") if k not in wired],
             [t for t in p.third_party_ids() if t not in wired],
-            rows[(HOST, "enforced egress allowlist")]["detail"]) == (
+            rows[(HOST, "enforced egress allowlist")]["detail"],
+            rows[(HOST, "running release")]["detail"]) == (
         [(HOST, "deployment record"), (HOST, "enforced egress allowlist"),
-         (HOST, "wired third parties")], True, [], [],
-        ", ".join(sorted(str(e) for e in p.egress_allowlist)))
+         (HOST, "running release"), (HOST, "wired third parties")], True, [], [],
+        ", ".join(sorted(str(e) for e in p.egress_allowlist)),
+        # this deployment runs the built-in contract probe app, without a release
+        "the contract probe app (no release recorded)")
 
 
 def test_the_signature_checks_out_with_openssl(agreed: Agreed) -> None:

@@ -30,6 +30,7 @@ from release_support import HEALTHZ, Keys, make_keys, probe_release
 from selfhost.errors import DeployFailed, InvalidInput
 from selfhost.layout import LAYOUT
 from selfhost.release import NotGenuine
+from selfhost.status.service import status
 from selfhost.upgrade.service import RollbackOptions, UpgradeOptions, rollback, upgrade
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -64,6 +65,33 @@ class Site:
     def columns(self) -> list[str]:
         return self.sql("SELECT column_name FROM information_schema.columns WHERE "
                         "table_name = 'probe_canary' ORDER BY column_name").split()
+
+    def host_record(self) -> dict[str, object]:
+        return dict(json.loads(self.on_guest("cat", LAYOUT.deployment_record)))
+
+    def controller_record(self) -> dict[str, object]:
+        return dict(json.loads((self.deployment.profile_path.parent / ".selfhost"
+                                / self.deployment.plan.customer.id
+                                / "deployment.json").read_text()))
+
+    def records_name(self, version: str) -> None:
+        """The guest's deployment record and the controller's name the probe's release
+        ``version`` (and the host's is still the one the verify check accepts)."""
+        expected = {"name": "contract-probe", "version": version}
+        assert (self.host_record().get("release"), self.controller_record().get("release")
+                ) == (expected, expected)
+
+    def status_names(self, release: str) -> None:
+        """`selfhost status` shows ``release`` for the guest: the drift check the
+        record action starts reads the record anew (it runs in the background)."""
+        deadline = time.monotonic() + 120
+        while True:
+            shown = status(self.deployment.profile_path,
+                           sandbox=self.deployment.box.name).hosts[0].release
+            if shown == release or time.monotonic() > deadline:
+                break
+            time.sleep(3)
+        assert shown == release
 
     def options(self, kind: str, **extra: object) -> UpgradeOptions:
         return UpgradeOptions(release=self.releases[kind], sandbox=self.deployment.box.name,
@@ -113,14 +141,27 @@ def _v1_serving_with_data(site: Site) -> None:
     assert site.on_guest("readlink", LAYOUT.app_current).strip().endswith("/releases/1.0")
 
 
+def test_deploy_records_the_release_on_the_host_and_the_controller(site: Site) -> None:
+    site.records_name("1.0")
+    site.status_names("contract-probe 1.0")
+
+
 def test_check_shows_the_steps_and_changes_nothing(site: Site) -> None:
-    result = upgrade(site.deployment.profile_path, site.options("v2", check=True,
-                                                               skip_verify=True))
-    assert (result.from_version, result.to_version, result.migrations) == (
-        "1.0", "2.0", ["schema-2"])
-    assert any(s.startswith("switch chat1 from 1.0 to 2.0") for s in result.steps)
+    before = site.host_record()
+    done = subprocess.run(
+        [sys.executable, "-m", "selfhost.cli.app", "upgrade", str(site.deployment.profile_path),
+         "--release", str(site.releases["v2"]), "--sandbox", site.deployment.box.name,
+         "--check", "--skip-verify", "--json"], capture_output=True, text=True, timeout=600,
+        env={**os.environ, "SELFHOST_PASSPHRASE": PASSPHRASE}, check=False)
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert (result["from"], result["to"], result["check"], result["migrations"]) == (
+        "1.0", "2.0", True, ["schema-2"])
+    assert any(s.startswith("switch chat1 from 1.0 to 2.0") for s in result["steps"])
+    assert result["subprocessors"] == ["no subprocessor change"]
     assert site.healthz() == (200, "1.0", 1)
     assert site.on_guest("ls", LAYOUT.app_releases_dir).split() == ["1.0"]
+    assert site.host_record() == before
 
 
 def test_a_release_signed_by_another_key_is_refused(site: Site) -> None:
@@ -151,6 +192,7 @@ def test_a_failing_health_check_rolls_back_to_v1_and_its_schema(site: Site) -> N
     assert "every app host back on 1.0" in failed.value.message
     # the migration had added written_at; only the dump's restore takes it away
     _v1_serving_with_data(site)
+    site.records_name("1.0")
 
 
 def test_v1_to_v2_keeps_the_data_and_migrates_the_schema(site: Site) -> None:
@@ -160,9 +202,8 @@ def test_v1_to_v2_keeps_the_data_and_migrates_the_schema(site: Site) -> None:
     assert site.sql("SELECT value FROM probe_canary") == CANARY
     assert site.columns() == ["id", "value", "written_at"]
     assert sorted(site.on_guest("ls", LAYOUT.app_releases_dir).split()) == ["1.0", "2.0"]
-    record = json.loads((site.deployment.profile_path.parent / ".selfhost"
-                         / site.deployment.plan.customer.id / "deployment.json").read_text())
-    assert record["release"] == "2.0"
+    site.records_name("2.0")
+    site.status_names("contract-probe 2.0")
     with pytest.raises(InvalidInput, match="already runs on every app host"):
         upgrade(site.deployment.profile_path, site.options("v2", skip_verify=True))
 
@@ -172,6 +213,8 @@ def test_rollback_by_hand_returns_to_v1_and_its_database(site: Site) -> None:
         sandbox=site.deployment.box.name, passphrase=PASSPHRASE, yes=True))
     assert (result.to_version, result.database_restored) == ("1.0", True)
     _v1_serving_with_data(site)
+    site.records_name("1.0")
+    site.status_names("contract-probe 1.0")
 
 
 def test_an_upgrade_killed_mid_way_is_finished_by_the_next(site: Site) -> None:
@@ -196,6 +239,7 @@ def test_an_upgrade_killed_mid_way_is_finished_by_the_next(site: Site) -> None:
     result = upgrade(site.deployment.profile_path, site.options("v2", skip_verify=True))
     assert result.resumed
     assert site.healthz() == (200, "2.0", 2)
+    site.records_name("2.0")
     assert site.sql("SELECT value FROM probe_canary") == CANARY
     assert site.columns() == ["id", "value", "written_at"]
 

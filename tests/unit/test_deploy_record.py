@@ -19,7 +19,7 @@ from selfhost.errors import InvalidInput
 from selfhost.paths import ANSIBLE_DIR, preset_path
 from selfhost.plan import Plan, plan
 from selfhost.profile_io import load_profile
-from selfhost.record_schema import UNDIGESTED, DeploymentRecord, content_digest
+from selfhost.record_schema import UNDIGESTED, DeploymentRecord, RecordRelease, content_digest
 from selfhost.subprocessors.document import build_document
 
 ON = date(2026, 1, 15)
@@ -167,29 +167,76 @@ def test_a_record_of_the_first_format_is_still_read(tmp_path: Path) -> None:
         "split", ["api.openai.com:443"], ["openai"], "2026-01-01T10:00:00Z", ["app1", "db1"])
 
 
-def _render_host_record(the_plan: Plan, host: str) -> str:
+V2 = {"name": "backend-chat", "version": "2.0"}
+
+
+def _render_host_record(the_plan: Plan, host: str, release: dict[str, str] | None = None
+                        ) -> str:
     env = jinja2.Environment(undefined=jinja2.StrictUndefined, autoescape=False)
     env.filters.update(FilterModule().filters())
     defaults = YAML(typ="safe").load((RECORD_ROLE / "defaults" / "main.yml").read_text())
     return env.from_string((RECORD_ROLE / "templates" / "record.json.j2").read_text()).render(
         selfhost_plan=json.loads(the_plan.to_json()), inventory_hostname=host,
-        selfhost_tool_version="1.2.3", record_format=defaults["record_format"]).strip()
+        selfhost_tool_version="1.2.3", record_format=defaults["record_format"],
+        selfhost_record_release=release or {}).strip()
+
+
+def _host_record(text: str) -> DeploymentRecord:
+    # The record role adds the digest and the time to what the template renders.
+    return DeploymentRecord.model_validate({**json.loads(text), "content_digest": "sha256:"
+                                            + "0" * 64, "deployed_at": "2026-01-01T00:00:00Z"})
 
 
 @pytest.mark.parametrize(("preset", "host"), [("split", "app1"), ("split", "db1"),
                                               ("air-gapped", "chat1")])
 def test_record_template_renders_exactly_the_schema(preset: str, host: str) -> None:
-    # The record role adds the digest and the time to what the template renders.
-    body: dict[str, Any] = json.loads(_render_host_record(_plan(preset), host))
-    rec = DeploymentRecord.model_validate(
-        {**body, "content_digest": "sha256:" + "0" * 64, "deployed_at": "2026-01-01T00:00:00Z"})
-    # `release` is the controller copy's: selfhost deploy and upgrade write it there
-    assert (set(body) | set(UNDIGESTED), rec.host) == (
-        set(DeploymentRecord.model_fields) - {"release"}, host)
+    body: dict[str, Any] = json.loads(_render_host_record(_plan(preset), host, V2))
+    rec = _host_record(_render_host_record(_plan(preset), host, V2))
+    assert (set(body) | set(UNDIGESTED), rec.host) == (set(DeploymentRecord.model_fields), host)
 
 
-def test_controller_digests_the_content_as_the_record_role_does() -> None:
+def test_host_record_names_the_release_that_runs() -> None:
+    rec = _host_record(_render_host_record(_plan("air-gapped"), "chat1", V2))
+    assert rec.release is not None
+    assert (rec.release.name, rec.release.version, rec.release.render()) == (
+        "backend-chat", "2.0", "backend-chat 2.0")
+
+
+def test_host_record_of_the_contract_probe_app_has_no_release() -> None:
+    # `selfhost deploy` hands over {}: the probe app runs without a release artifact
+    text = _render_host_record(_plan("air-gapped"), "chat1")
+    assert ("release" in json.loads(text), _host_record(text).release) == (False, None)
+
+
+@pytest.mark.parametrize("release", [None, V2])
+def test_controller_digests_the_content_as_the_record_role_does(
+        release: dict[str, str] | None) -> None:
     # The role's digest is the sha256 of the template's text (Ansible's to_json).
-    text = _render_host_record(_plan("us-openai"), "chat1")
+    text = _render_host_record(_plan("us-openai"), "chat1", release)
     assert content_digest(json.loads(text)) == (
         "sha256:" + hashlib.sha256(text.encode()).hexdigest())
+
+
+def test_controller_record_names_the_release_apart_from_its_digest() -> None:
+    p = _plan("air-gapped")
+    v1 = record.from_plan(p, "1.2.3", release=RecordRelease(name="backend-chat", version="1.0"))
+    v2 = record.from_plan(p, "1.2.3", release=RecordRelease(**V2))
+    probe = record.from_plan(p, "1.2.3")
+    assert (v1.release, probe.release) == (RecordRelease(name="backend-chat", version="1.0"),
+                                           None)
+    assert len({v1.content_digest, v2.content_digest, probe.content_digest}) == 3
+
+
+def test_release_of_a_checked_manifest() -> None:
+    assert record.release_of({**V2, "run": ["app"]}) == RecordRelease(**V2)
+    assert record.release_of({}) is None
+
+
+def test_a_controller_record_naming_only_a_version_is_still_read(tmp_path: Path) -> None:
+    path = tmp_path / "deployment.json"
+    record.write(path, record.from_plan(_plan("air-gapped"), "1.2.3"))
+    data = json.loads(path.read_text())
+    path.write_text(json.dumps({**data, "release": "2.0"}))
+    rec = record.read(path)
+    assert rec is not None
+    assert rec.release == RecordRelease(name="backend-chat", version="2.0")

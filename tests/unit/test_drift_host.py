@@ -1,6 +1,6 @@
 """The drift watch's host side: it imports without pydantic (hosts have Debian's Python
 only), loads only check parameters from its config, and writes one journal line per
-finding with the documented prefix."""
+finding with the documented prefix; its status file names the release that runs."""
 
 from __future__ import annotations
 
@@ -71,3 +71,14 @@ def test_failing_checks_and_denials_are_journal_lines(config: dict[str, object])
 def test_a_clean_run_logs_one_ok_line() -> None:
     status = {"host": "chat1", "findings": [], "checks": [{}, {}]}
     assert host.journal_lines(status) == ["backend-chat-drift: ok host=chat1: 2 checks passed"]
+
+
+@pytest.mark.parametrize(("recorded", "shown"), [
+    ({"name": "backend-chat", "version": "2.0"}, "backend-chat 2.0"), (None, None)])
+def test_the_status_file_names_the_release_the_record_names(
+        recorded: dict[str, str] | None, shown: str | None) -> None:
+    data = {"deployed_at": "2026-12-01T10:00:00Z", "tool_version": "0.1.0",
+            "profile_fingerprint": "sha256:ab", **({"release": recorded} if recorded else {})}
+    found = host._record(Facts({"record": {"exists": True, "data": data}}))
+    assert found is not None
+    assert found["release"] == shown

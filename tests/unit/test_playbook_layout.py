@@ -16,7 +16,7 @@ from selfhost.paths import ANSIBLE_DIR
 ROLES = sorted(p.name for p in (ANSIBLE_DIR / "roles").iterdir())
 #: extra vars of `selfhost deploy` (ansible/README.md), not role variables
 EXTRA_VARS = ("selfhost_plan", "selfhost_pki", "selfhost_tool_version", "selfhost_acme_ca",
-              "selfhost_app_release", "selfhost_drift")
+              "selfhost_app_release", "selfhost_drift", "selfhost_record_release")
 
 
 def _load(path: str) -> dict[str, object]:

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from selfhost.errors import InvalidInput
-from selfhost.upgrade.service import HostFacts, running_release
+from selfhost.upgrade.running import HostFacts, running_release
 
 
 def _app(name: str, current: str) -> HostFacts:

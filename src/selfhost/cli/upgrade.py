@@ -30,7 +30,8 @@ def _step(as_json: bool) -> Callable[[str], None]:
 @click.option("--release", "release_file", type=FILE, required=True,
               help="The signed release tarball to upgrade to.")
 @click.option("--check", is_flag=True,
-              help="Preflight only: show what the upgrade would do; change nothing.")
+              help="Preflight only: show what the upgrade would do and any subprocessor "
+                   "change; change nothing.")
 @click.option("--skip-verify", is_flag=True,
               help="Do not require `verify` to pass before the upgrade.")
 @INVENTORY
@@ -52,13 +53,17 @@ def upgrade(*, profile: Path, release_file: Path, check: bool, skip_verify: bool
     if as_json:
         click.echo(json.dumps({"from": result.from_version, "to": result.to_version,
                                "check": result.check, "resumed": result.resumed,
-                               "migrations": result.migrations, "steps": result.steps},
+                               "migrations": result.migrations, "steps": result.steps,
+                               "subprocessors": result.subprocessors},
                               indent=2))
         return
     if check:
         click.echo(f"would upgrade {result.from_version} -> {result.to_version}:")
         for line in result.steps:
             click.echo(f"  - {line}")
+        click.echo("subprocessors, against the list recorded for the customer:")
+        for line in result.subprocessors:
+            click.echo(f"  {line}")
 
 
 @click.command()

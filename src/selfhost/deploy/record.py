@@ -11,6 +11,7 @@ list with.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -21,10 +22,12 @@ from selfhost import paths
 from selfhost.atomic import write_atomic
 from selfhost.errors import InvalidInput
 from selfhost.plan import Plan
-from selfhost.record_schema import DeploymentRecord, build
+from selfhost.record_schema import DeploymentRecord, RecordRelease, build
 from selfhost.subprocessors.document import SubprocessorList, from_json
 
 RECORD_NAME = "deployment.json"
+#: the name of a release recorded by its version alone (the manifest's default name)
+UNNAMED_RELEASE = "backend-chat"
 LIST_NAME = "subprocessors.json"
 
 
@@ -72,11 +75,19 @@ def record_path(profile_path: Path, customer_id: str) -> Path:
     return state_dir(profile_path, customer_id) / RECORD_NAME
 
 
+def release_of(manifest: Mapping[str, Any]) -> RecordRelease | None:
+    """The release a checked manifest (as the playbook gets it) makes run; None for
+    the empty manifest of the contract probe app."""
+    if not manifest:
+        return None
+    return RecordRelease(name=str(manifest["name"]), version=str(manifest["version"]))
+
+
 def from_plan(plan: Plan, tool_version: str, now: datetime | None = None, *,
-              release: str | None = None) -> DeploymentRecord:
+              release: RecordRelease | None = None) -> DeploymentRecord:
     """The controller's copy: the deployment as a whole, on no host; ``release`` is
-    the version that runs (known once a release was deployed or upgraded to)."""
-    extra = {"release": release} if release is not None else {}
+    the release that runs (None: the contract probe app, without a release artifact)."""
+    extra = {"release": release.model_dump()} if release is not None else {}
     return build({**extra,
         "host": None,
         "customer_id": plan.customer.id,
@@ -125,6 +136,9 @@ def read(path: Path) -> DeploymentRecord | None:
         data = json.loads(text)
         if isinstance(data, dict) and data.get("schema_version") == 1:
             return _from_first_format(data)
+        if isinstance(data, dict) and isinstance(data.get("release"), str):
+            # the controller's copy named only the version before it named the release
+            data["release"] = {"name": UNNAMED_RELEASE, "version": data["release"]}
         return DeploymentRecord.model_validate(data)
     except (ValueError, ValidationError, KeyError, TypeError) as exc:
         raise InvalidInput(f"{path} is not a deployment record ({exc.__class__.__name__}); "

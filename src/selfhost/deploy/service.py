@@ -127,7 +127,7 @@ def _extravars(profile_path: Path, target: Target, material: pki.PkiMaterial
     # checked when the profile was loaded; the role pins the tarball to this digest
     # and takes the manifest from here, so the host runs exactly what was checked
     checked = verified_release(target.profile, profile_path)
-    return {
+    out: dict[str, Any] = {
         "selfhost_plan": target.plan.model_dump(mode="json"),
         "selfhost_drift": drift_bundle.extravars(target.plan),
         "selfhost_pki": material.as_extravars(),
@@ -139,6 +139,10 @@ def _extravars(profile_path: Path, target: Target, material: pki.PkiMaterial
         "selfhost_app_release_manifest": (checked.manifest.model_dump(mode="json")
                                           if checked else {}),
     }
+    # the record role writes the release that runs; an upgrade passes its own
+    running = record.release_of(out["selfhost_app_release_manifest"])
+    out["selfhost_record_release"] = running.model_dump() if running else {}
+    return out
 
 
 def _redactor(values: Mapping[str, str], material: pki.PkiMaterial,
@@ -259,7 +263,7 @@ def deploy(profile_path: Path, options: DeployOptions, *,
             say(f"notice override recorded in {gate.archive} as entry {override}")
     if not options.check and options.limit is None:
         written = rec_path
-        running = prepared.extravars["selfhost_app_release_manifest"].get("version")
+        running = record.release_of(prepared.extravars["selfhost_app_release_manifest"])
         record.write(rec_path, record.from_plan(target.plan, __version__, release=running))
         record.write_list(list_path, build_document(target.plan, on=on))
     pruned = prune.run(target, to_prune, engine=engine, timeout=options.timeout,

@@ -173,7 +173,9 @@ def _record(facts: Facts) -> dict[str, Any] | None:
     return {"deployed_at": data.get("deployed_at") or data.get("time"),
             "tool_version": data.get("tool_version"),
             "profile_fingerprint": data.get("profile_fingerprint"),
-            "release": release.get("version") if isinstance(release, dict) else release}
+            # "name version", as status shows it (None: the contract probe app)
+            "release": (f"{release.get('name')} {release.get('version')}"
+                        if isinstance(release, dict) else release)}
 
 
 def _baseline(previous: dict[str, Any] | None, deployed_at: str | None, drops: int | None

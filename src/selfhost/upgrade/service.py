@@ -1,10 +1,12 @@
 """The upgrade and the rollback, driven from the controller one playbook action at a time.
 
 Preflight (nothing changes): the release's signature against the profile's keys, the
-running release of every app host, the upgrade path, free space, and ``verify`` green.
+subprocessors left as deployed (:mod:`selfhost.upgrade.parties`), the running release
+of every app host, the upgrade path, free space, and ``verify`` green.
 Then: stage on every app host, the pre-upgrade dump (state file on the database host),
 the migrations once, the switch host by host gated by the release's health endpoint,
-``verify`` again. Any failure after staging rolls back on its own: the database restored
+``verify`` again; every host's deployment record and the controller's then name the
+release that runs. Any failure after staging rolls back on its own: the database restored
 from the dump when a migration had started, every app host back on the running release.
 """
 
@@ -25,8 +27,13 @@ from selfhost.deploy.runner import RunRequest, raise_for, run_playbook
 from selfhost.deploy.service import DeployOptions, Prepared, prepare
 from selfhost.errors import Aborted, DeployFailed, InvalidInput, PrerequisiteMissing
 from selfhost.paths import ANSIBLE_DIR
+from selfhost.plan import plan
 from selfhost.profile_checks import TRUST_HINT, resolve
 from selfhost.profile_io import load_profile
+from selfhost.record_schema import RecordRelease
+from selfhost.subprocessors.render import today
+from selfhost.upgrade import parties
+from selfhost.upgrade.running import HostFacts, running_release
 
 PLAYBOOK = "upgrade.yml"
 #: beside the payload unpacked twice (tarball member and files), kept free on app hosts
@@ -49,18 +56,6 @@ class UpgradeOptions:
     key_file: Path | None = None
 
 
-@dataclass(frozen=True)
-class HostFacts:
-    name: str
-    app: bool
-    database: bool
-    current: str
-    previous: str
-    free_bytes: int
-    database_bytes: int
-    state: dict[str, Any]
-
-
 @dataclass
 class UpgradeResult:
     from_version: str
@@ -70,6 +65,9 @@ class UpgradeResult:
     steps: list[str]
     migrations: list[str]
     resumed: bool = False
+    #: the subprocessors the profile changes against the recorded list, one line
+    #: each, or "no subprocessor change" (a real upgrade refuses a change)
+    subprocessors: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -119,7 +117,9 @@ class _Run:
                     name=path.stem, app=bool(raw["app"]), database=bool(raw["database"]),
                     current=str(raw["current"]), previous=str(raw["previous"]),
                     free_bytes=int(raw["free_bytes"]), database_bytes=int(raw["database_bytes"]),
-                    state=dict(raw["state"] or {}))
+                    state=dict(raw["state"] or {}),
+                    recorded=RecordRelease.model_validate(raw["recorded"])
+                    if raw.get("recorded") else None)
         self.facts = facts
         return facts
 
@@ -131,6 +131,22 @@ class _Run:
     def database_host(self) -> HostFacts | None:
         return next((f for f in self.facts.values() if f.database), None)
 
+    def release(self, version: str) -> RecordRelease:
+        """``version`` as a release to record: under the name the hosts' records give
+        (one product's versions share it), else the new release's manifest name."""
+        named = next((f.recorded.name for f in self.facts.values() if f.recorded), None)
+        if named is None and self.checked is not None:
+            named = self.checked.manifest.name
+        return RecordRelease(name=named or record.UNNAMED_RELEASE, version=version)
+
+    def write_records(self, running: RecordRelease) -> None:
+        """Every host's deployment record and the controller's name ``running``; a host
+        whose record says so already is left as it is."""
+        self.play("record", selfhost_record_release=running.model_dump())
+        the_plan = self.prepared.target.plan
+        path = record.record_path(self.profile_path, the_plan.customer.id)
+        record.write(path, record.from_plan(the_plan, __version__, release=running))
+
 
 def _playbook() -> Path:
     path = ANSIBLE_DIR / PLAYBOOK
@@ -140,11 +156,13 @@ def _playbook() -> Path:
 
 
 def _start(profile_path: Path, options: UpgradeOptions | RollbackOptions,
-           release_file: Path | None, step: Step) -> _Run:
+           release_file: Path | None, step: Step, *, check: bool = False
+           ) -> tuple[_Run, parties.PartyChange]:
+    # the release and the subprocessors are checked before any host, sandbox or secret
+    # is touched
+    profile = load_profile(profile_path)
     checked = None
     if release_file is not None:
-        # the release is checked before any host, sandbox or secret is touched
-        profile = load_profile(profile_path)
         if not profile.app.release_keys:
             raise InvalidInput(f"{profile_path}: app.release_keys: an upgrade installs only "
                                "a release signed by a key the profile trusts (add "
@@ -153,6 +171,10 @@ def _start(profile_path: Path, options: UpgradeOptions | RollbackOptions,
         checked = release.verified(release_file, [resolve(profile_path, k)
                                                   for k in profile.app.release_keys],
                                    trust_hint=TRUST_HINT)
+    step("comparing the profile's subprocessors with the list recorded for the customer")
+    change = parties.of_profile(profile_path, plan(profile), today())
+    if not check:
+        parties.refuse_changed(change)
     prepared = prepare(profile_path, DeployOptions(
         inventory=options.inventory, sandbox=options.sandbox,
         passphrase=options.passphrase, key_file=options.key_file))
@@ -161,38 +183,7 @@ def _start(profile_path: Path, options: UpgradeOptions | RollbackOptions,
                                   "(its pre-upgrade dump is taken there)")
     return _Run(profile_path=profile_path, prepared=prepared, checked=checked,
                 timeout=options.timeout, step=step, inventory=options.inventory,
-                sandbox=options.sandbox)
-
-
-def running_release(apps: list[HostFacts], db: HostFacts | None, to: str
-                    ) -> tuple[str, dict[str, Any]]:
-    """The running release, and the state of an upgrade to ``to`` that did not finish
-    (empty when there is none); :class:`InvalidInput` when the hosts cannot be upgraded
-    as they are."""
-    state = db.state if db is not None else {}
-    unfinished = state if state and not state.get("finished") else {}
-    versions = sorted({h.current for h in apps})
-    if unfinished:
-        if unfinished.get("to") != to:
-            raise InvalidInput(
-                f"an upgrade from {unfinished.get('from')} to {unfinished.get('to')} did not "
-                f"finish: upgrade to {unfinished.get('to')} again to resume it, or run "
-                "`selfhost rollback` to go back")
-        stray = [h.name for h in apps if h.current not in (unfinished["from"], to)]
-        if stray:
-            raise InvalidInput(f"app hosts {', '.join(stray)} run neither "
-                               f"{unfinished['from']} nor {to}")
-        return str(unfinished["from"]), unfinished
-    if "" in versions:
-        missing = [h.name for h in apps if not h.current]
-        raise InvalidInput(f"app hosts {', '.join(missing)} run no release of their own (the "
-                           "contract probe app, or a deployment from before releases): "
-                           "deploy a release first (app.release in the profile)")
-    if len(versions) > 1:
-        raise InvalidInput("the app hosts run different releases ("
-                           + ", ".join(f"{h.name}: {h.current}" for h in apps)
-                           + "): deploy first so they agree")
-    return versions[0], {}
+                sandbox=options.sandbox), change
 
 
 def _preflight(run: _Run, options: UpgradeOptions) -> tuple[str, dict[str, Any], list[str]]:
@@ -255,14 +246,14 @@ def upgrade(profile_path: Path, options: UpgradeOptions, *,
     :class:`DeployFailed` after an automatic rollback, naming what failed and what was
     rolled back."""
     say = step or (lambda _text: None)
-    run = _start(profile_path, options, options.release, say)
+    run, change = _start(profile_path, options, options.release, say, check=options.check)
     assert run.checked is not None
     manifest = run.checked.manifest
     running, unfinished, plan_steps = _preflight(run, options)
     result = UpgradeResult(from_version=running, to_version=manifest.version,
                            check=options.check, steps=plan_steps,
                            migrations=[m.id for m in manifest.migrations],
-                           resumed=bool(unfinished))
+                           resumed=bool(unfinished), subprocessors=change.summary())
     if options.check:
         return result
     state: dict[str, Any] = dict(unfinished) or {
@@ -288,6 +279,9 @@ def upgrade(profile_path: Path, options: UpgradeOptions, *,
         say(f"switching the app hosts to {manifest.version}, one at a time")
         run.play("switch", selfhost_upgrade_to_release=manifest.version,
                  selfhost_upgrade_health=health)
+        # the records follow the switch: the hosts run the new release from here on
+        say(f"recording {manifest.name} {manifest.version} in the deployment records")
+        run.write_records(run.release(manifest.version))
         if not options.skip_verify:
             phase = "verify"
             say("verify: the deployment on the new release")
@@ -297,19 +291,12 @@ def upgrade(profile_path: Path, options: UpgradeOptions, *,
     state.update(finished=True, migrating=False)
     if manifest.migrations:
         run.play("finish", selfhost_upgrade_state=state)
-    _write_record(run, manifest.version)
     say(f"upgraded from {running} to {manifest.version}")
     return result
 
 
 def _dump_path(run: _Run, version: str) -> str:
     return f"{run.prepared.target.plan.layout.upgrade_dir}/pre-{version}.dump"
-
-
-def _write_record(run: _Run, version: str) -> None:
-    the_plan = run.prepared.target.plan
-    path = record.record_path(run.profile_path, the_plan.customer.id)
-    record.write(path, record.from_plan(the_plan, __version__, release=version))
 
 
 def _roll_back(run: _Run, state: dict[str, Any], phase: str, running: str,
@@ -326,6 +313,9 @@ def _roll_back(run: _Run, state: dict[str, Any], phase: str, running: str,
         if state.get("dump"):
             run.play("finish", selfhost_upgrade_state={
                 **state, "finished": True, "migrating": False, "rolled_back": True})
+        if phase in ("switch", "verify"):
+            # the records may already name the new release: back to the running one
+            run.write_records(run.release(running))
     except DeployFailed as second:
         raise DeployFailed(f"the upgrade failed at {phase}: {failure.message}\n"
                            f"and the rollback failed too: {second.message}\n"
@@ -356,7 +346,7 @@ def rollback(profile_path: Path, options: RollbackOptions, *, confirm: Confirm |
     """Back to the release that ran before the last switch, with the database restored
     from the pre-upgrade dump when that upgrade migrated it (after a confirmation)."""
     say = step or (lambda _text: None)
-    run = _start(profile_path, options, None, say)
+    run, _change = _start(profile_path, options, None, say)
     say("reading the running and the previous release on the hosts")
     run.gather()
     apps = run.app_hosts
@@ -387,6 +377,6 @@ def rollback(profile_path: Path, options: RollbackOptions, *, confirm: Confirm |
     if state:
         run.play("finish", selfhost_upgrade_state={**state, "finished": True,
                                                    "migrating": False, "rolled_back": True})
-    _write_record(run, target)
+    run.write_records(run.release(target))
     return RollbackResult(from_version=", ".join(current), to_version=target,
                           database_restored=restore)

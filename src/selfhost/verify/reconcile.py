@@ -6,7 +6,7 @@ egress proxy enforces and where nftables lets the app user connect, and
 compares them with the third parties the profile's list names. A party listed
 but not wired, or wired or reachable but not listed, is a difference; with
 none, the result carries the evidence that the list embeds (and a signature
-then covers).
+then covers), the release each app host runs among it.
 """
 
 from __future__ import annotations
@@ -221,7 +221,15 @@ def _firewall_differences(p: Plan, facts: Facts, vendors: Vendors,
     return out
 
 
-def _evidence(p: Plan, facts: dict[str, Facts]) -> Evidence:
+def running_release(data: dict[str, object]) -> str:
+    """The release a host's deployment record names, as the evidence states it."""
+    found = data.get("release")
+    if isinstance(found, dict) and found.get("name") and found.get("version"):
+        return f"{found['name']} {found['version']}"
+    return "the contract probe app (no release recorded)"
+
+
+def evidence_from(p: Plan, facts: dict[str, Facts]) -> Evidence:
     rows = []
     for target in p.hosts_with("app"):
         f = facts[target.name]
@@ -231,6 +239,8 @@ def _evidence(p: Plan, facts: dict[str, Facts]) -> Evidence:
                           detail=f"deployment fingerprint {data.get('content_digest')}, "
                           f"profile fingerprint {data.get('profile_fingerprint')}, deployed "
                           f"{data.get('deployed_at')} by selfhost {data.get('tool_version')}"),
+            EvidenceCheck(host=target.name, check="running release", result="pass",
+                          detail=running_release(data)),
             EvidenceCheck(host=target.name, check="wired third parties", result="pass",
                           detail="environment keys " + ", ".join(sorted(app.app_facts(f)["env"]))
                           + "; third parties " + (", ".join(p.third_party_ids()) or "none")),
@@ -264,7 +274,7 @@ def reconcile(profile_path: Path, *, inventory: Path | None = None,
     facts = collect_all({t.name: t for t in apps}, {t.name: _spec(p, t.name) for t in apps})
     vendors = known_vendors(deployment.profile)
     differences = [d for t in apps for d in compare_host(p, t.name, facts[t.name], vendors)]
-    evidence = _evidence(p, facts) if not differences else Evidence(
+    evidence = evidence_from(p, facts) if not differences else Evidence(
         collected_at=datetime.now(UTC).isoformat(timespec="seconds"),
         tool_version=__version__, checks=[])
     return Reconciliation(hosts=[t.name for t in apps], listed=p.third_party_ids(),
