@@ -96,6 +96,13 @@ class HostLayout(BaseModel):
 
     # -- Redis
     redis_config: str = "/etc/redis/redis.conf"
+    #: the ACL users (`default` off, the app's, the reload user), their passwords as
+    #: SHA-256 hashes; redis.conf names it with `aclfile`
+    redis_acl_file: str = "/etc/redis/users.acl"
+    #: the password of the user that may only run ACL LOAD: made on the host, never
+    #: leaves it
+    redis_reload_password_file: str = (
+        "/etc/redis/acl-reload.password")  # noqa: S105 - a path, not a password
     redis_tls_dir: str = "/etc/redis/tls"
     redis_tls_cert: str = "/etc/redis/tls/server.crt"
     redis_tls_key: str = "/etc/redis/tls/server.key"

@@ -30,6 +30,7 @@ PG_UNITS = "postgresql@$(ls /etc/postgresql)-main.service"
 RECORD = "/etc/backend-chat/deployment.json"
 ENV_FILE = "/etc/backend-chat/app.env"
 REDIS_CONF = "/etc/redis/redis.conf"
+REDIS_ACL = "/etc/redis/users.acl"
 NGINX_SITE = "/etc/nginx/conf.d/backend-chat.conf"
 NGINX_CONF = "/etc/nginx/nginx.conf"
 NGINX_CERT = "/etc/nginx/tls/server.crt"
@@ -89,6 +90,15 @@ def redis_conf(sed: str) -> str:
 
 
 REDIS_RESTORE = restore(REDIS_CONF) + " && systemctl restart redis-server"
+
+
+# A restart, not ACL LOAD: the tampering needs no password, and the server then
+# reads the file exactly as after a deploy.
+def redis_acl(sed: str) -> str:
+    return save(REDIS_ACL) + f" && sed -i {sed} {REDIS_ACL} && systemctl restart redis-server"
+
+
+REDIS_ACL_RESTORE = restore(REDIS_ACL) + " && systemctl restart redis-server"
 
 
 # restart, not reload: `systemctl reload nginx` returns before the new workers
@@ -240,17 +250,19 @@ TAMPERINGS = [
            redis_conf("'s/^protected-mode yes/protected-mode no/'"), REDIS_RESTORE,
            "protected-mode no"),
     Tamper("redis.noauth_ping", "default-user-without-password",
-           redis_conf("'s/^user default off$/user default on nopass ~* \\&* +@all/'"),
-           REDIS_RESTORE, "PING answered '+PONG'"),
+           redis_acl("'s/^user default off$/user default on nopass ~* \\&* +@all/'"),
+           REDIS_ACL_RESTORE, "PING answered '+PONG'"),
     Tamper("redis.config_file", "world-readable", f"chmod 0644 {REDIS_CONF}",
            f"chmod 0640 {REDIS_CONF}", "mode 0644"),
+    Tamper("redis.acl_file", "world-readable", f"chmod 0644 {REDIS_ACL}",
+           f"chmod 0640 {REDIS_ACL}", "mode 0644"),
     # The check reads redis.conf: a TLS port written there (not yet restarted into,
     # which without certificates would stop Redis) is what it must catch.
     Tamper("redis.tls", "tls-port-configured", f"echo 'tls-port 6390' >> {REDIS_CONF}",
            f"sed -i '/^tls-port 6390$/d' {REDIS_CONF}", "port 6379, tls-port 6390"),
     Tamper("redis.app_user_config_refused", "app-user-may-administer",
-           redis_conf("-E 's/^(user backendchat on #[0-9a-f]+ ~\\* &\\* \\+@all) .*/\\1/'"),
-           REDIS_RESTORE, "CONFIG GET answered '*2'"),
+           redis_acl("-E 's/^(user backendchat on #[0-9a-f]+ ~\\* &\\* \\+@all) .*/\\1/'"),
+           REDIS_ACL_RESTORE, "CONFIG GET answered '*2'"),
     # -- egress ------------------------------------------------------------------------
     Tamper("egress.scope", "fence-without-drop",
            f"{NFT} delete rule {TABLE} app_egress handle $({NFT} -a list chain {TABLE} "

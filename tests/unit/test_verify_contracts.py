@@ -203,6 +203,12 @@ CASES = [
     fails("redis.noauth_ping", _set("redis_server|ping", "+PONG"), "PING answered '+PONG'"),
     ok("redis.config_file", "mode 0640, owner root:redis"),
     fails("redis.config_file", _set("redis_server|conf_stat|mode", "0644"), "mode 0644"),
+    ok("redis.acl_file", "mode 0640, owner root:redis"),
+    fails("redis.acl_file", _set("redis_server|acl_stat|mode", "0644"), "mode 0644"),
+    fails("redis.acl_file", _set("redis_server|conf|aclfile", ["/tmp/users.acl"]),
+          "(the configuration names /tmp/users.acl)"),
+    fails("redis.acl_file", _set("redis_server|conf|aclfile", []),
+          "the configuration names no aclfile (/etc/redis/users.acl expected)"),
     ok("redis.tls", "port 6379, tls-port 0"),
     fails("redis.tls", _set("redis_server|conf|tls-port", ["6380"]), "port 6379, tls-port 6380"),
     ok("redis.tls", "port 0, tls-port 6380", _as_split_cache, host="cache1"),
@@ -315,7 +321,7 @@ def test_every_check_has_both_cases() -> None:
 def test_the_recorded_deployment_passes_every_check() -> None:
     outcomes = {c.key: c.evaluate(Facts(RECORDED)) for c in _checks("chat1")}
     assert {k: o.found for k, o in outcomes.items() if not o.passed} == {}
-    assert len(outcomes) == 40
+    assert len(outcomes) == 41
 
 
 def test_a_section_that_failed_on_the_host_fails_its_checks_with_the_reason() -> None:

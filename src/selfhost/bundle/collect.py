@@ -66,6 +66,7 @@ def spec(plan: Plan, host: PlanHost, since: float) -> dict[str, Any]:
     if "nginx" in has:
         wanted.append(layout.nginx_site_file)
     if "redis" in has:
+        # Not the ACL file: its password hashes are no value the redactor knows.
         wanted.append(layout.redis_config)
     if "backup" in has:
         wanted.append(layout.backup_script)

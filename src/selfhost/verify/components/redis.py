@@ -1,6 +1,6 @@
 """Redis (the redis role): its user, where it listens, protected mode, no unauthenticated
-access, a private configuration, TLS exactly when reached from other hosts, and an app
-user without administrative commands."""
+access, a private configuration and ACL file, TLS exactly when reached from other hosts,
+and an app user without administrative commands."""
 
 from __future__ import annotations
 
@@ -38,6 +38,8 @@ class RedisServerFacts(TypedDict, total=False):
     #: followed; ACL lines keep the user name only
     conf: dict[str, list[str]]
     conf_error: str
+    #: the ACL file the configuration names (its last `aclfile`); absent when none
+    acl_stat: StatFacts
     #: the first line of the answer to an unauthenticated PING
     ping: str
     ping_error: str
@@ -102,6 +104,9 @@ def collect_redis_server(spec: dict[str, str]) -> RedisServerFacts:
         out["conf"] = redis_conf(spec["conf"], set())
     except OSError as exc:
         out["conf_error"] = str(exc)
+    acl = out.get("conf", {}).get("aclfile", [])
+    if acl:
+        out["acl_stat"] = stat_path(acl[-1])
     try:
         out["ping"] = redis_exchange(spec["address"], int(spec["port"]), bool(spec["tls"]),
                                      spec["ca"], [["PING"]])[0]
@@ -157,11 +162,26 @@ def _noauth(_: None, facts: Facts) -> Outcome:
     return (ok if r["ping"].startswith("-NOAUTH") else bad)(f"PING answered {r['ping']!r}")
 
 
+def _private(st: StatFacts) -> bool:
+    return (bool(st.get("exists")) and st.get("group") == "redis"
+            and int(st.get("mode", "7777"), 8) & 0o007 == 0)
+
+
 def _config_file(_: None, facts: Facts) -> Outcome:
     st = _server(facts)["conf_stat"]
-    good = (bool(st.get("exists")) and st.get("group") == "redis"
-            and int(st.get("mode", "7777"), 8) & 0o007 == 0)
-    return (ok if good else bad)(describe_stat(st))
+    return (ok if _private(st) else bad)(describe_stat(st))
+
+
+def _acl_file(path: str, facts: Facts) -> Outcome:
+    """The users' password hashes are in the file Redis is configured with; one not
+    named at all means the users are elsewhere than the deployment keeps them."""
+    server = _server(facts)
+    named = server.get("conf", {}).get("aclfile", [])
+    if not named:
+        return bad(f"the configuration names no aclfile ({path} expected)")
+    st = server.get("acl_stat", {})
+    where = "" if named[-1] == path else f" (the configuration names {named[-1]})"
+    return (ok if _private(st) and not where else bad)(f"{describe_stat(st)}{where}")
 
 
 @dataclass(frozen=True)
@@ -200,15 +220,22 @@ NOAUTH_PING = CheckDef("redis.noauth_ping", "redis", "an unauthenticated PING is
                        "with NOAUTH", _noauth)
 CONFIG_FILE = CheckDef("redis.config_file", "redis", "redis.conf is group redis with no "
                        "permissions for others", _config_file)
+ACL_FILE = CheckDef("redis.acl_file", "redis", "the ACL file redis.conf names (the users' "
+                    "password hashes) is the layout's, group redis with no permissions for "
+                    "others", _acl_file)
 TLS = CheckDef("redis.tls", "redis", "TLS-only on the Plan's port when other hosts reach "
                "Redis, else plain on loopback and no TLS port", _tls)
 APP_USER = CheckDef("redis.app_user_config_refused", "redis", "the app's Redis user, with the "
                     "app's own credentials, gets NOPERM for CONFIG GET", _app_user)
-DEFS = (RUNNING, BIND, PROTECTED_MODE, NOAUTH_PING, CONFIG_FILE, TLS, APP_USER)
+DEFS = (RUNNING, BIND, PROTECTED_MODE, NOAUTH_PING, CONFIG_FILE, ACL_FILE, TLS, APP_USER)
 
 
 def secret_files(ctx: Context) -> list[str]:
-    return [ctx.plan.layout.redis_tls_key] if ctx.has("redis") and ctx.plan.cache.tls else []
+    if not ctx.has("redis"):
+        return []
+    layout = ctx.plan.layout
+    return [layout.redis_reload_password_file] + ([layout.redis_tls_key]
+                                                  if ctx.plan.cache.tls else [])
 
 
 def part(ctx: Context) -> Part:
@@ -234,7 +261,12 @@ def part(ctx: Context) -> Part:
             CONFIG_FILE.make(host, None, description="the Redis configuration is not "
                              "world-readable", expected=f"{conf} group redis, no permissions "
                              "for others (0640)",
-                             fix=f"`chmod 0640 {conf}` (it holds the password hashes)"),
+                             fix=f"`chmod 0640 {conf}`"),
+            ACL_FILE.make(host, layout.redis_acl_file, description="the Redis users' file "
+                          "is not world-readable", expected=f"redis.conf names "
+                          f"`aclfile {layout.redis_acl_file}`, group redis, no permissions "
+                          "for others (0640)", fix=f"`chmod 0640 {layout.redis_acl_file}` (it "
+                          "holds the password hashes), or redeploy"),
             TLS.make(host, TlsParams(cache.tls, cache.port), description="Redis uses TLS "
                      "exactly when it is reached from other hosts", expected=tls_expect),
         ]
