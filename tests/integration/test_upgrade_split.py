@@ -172,7 +172,8 @@ def site(sandbox_factory: SandboxFactory, tmp_path_factory: pytest.TempPathFacto
     while (any(the_site.healthz(h)[0] != 200 for h in APPS)
            and time.monotonic() < deadline):
         time.sleep(2)
-    assert [the_site.healthz(h) for h in APPS] == [(200, "1.0", 1)] * 2
+    reports = [json.loads(the_site.on(h, "python3", "-c", HEALTHZ)) for h in APPS]
+    assert [the_site.healthz(h) for h in APPS] == [(200, "1.0", 1)] * 2, reports
     return the_site
 
 

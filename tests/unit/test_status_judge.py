@@ -73,7 +73,7 @@ def test_certificate_under_a_week_and_an_old_backup() -> None:
 
 
 def test_unreachable_host() -> None:
-    host = judge("chat1", (None, None, "ssh to root@10.0.0.5:22 failed: refused"),
+    host = judge("chat1", Answer(error="ssh to root@10.0.0.5:22 failed: refused"),
                  fingerprint=FP, components=(), now=NOW)
     assert host.attention == ["ssh to root@10.0.0.5:22 failed: refused"]
     assert not host.reachable
