@@ -222,9 +222,13 @@ def _env(profile: Profile, db: ServiceWiring, cache: ServiceWiring,
                  placement="url-password"),
         EnvEntry(key="REDIS_URL", value=cache.url, secret="cache_password",
                  placement="url-password"),
-        EnvEntry(key="AI_PROVIDER", value={"disabled": "none"}.get(profile.ai.provider,
-                                                                   profile.ai.provider)),
     ]
+    if cache.mode == "local" and cache.tls:
+        # rediss:// carries no CA (DATABASE_URL's sslrootcert does): a release needs
+        # the file that signs the cache host's certificate.
+        env.append(EnvEntry(key="REDIS_CA_FILE", value=CA_CERT_PATH))
+    env.append(EnvEntry(key="AI_PROVIDER", value={"disabled": "none"}.get(
+        profile.ai.provider, profile.ai.provider)))
     if profile.ai.provider != "disabled":
         env.append(EnvEntry(key=f"{profile.ai.provider.upper()}_API_KEY",
                             secret=f"{profile.ai.provider}_api_key"))
