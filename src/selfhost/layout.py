@@ -90,6 +90,9 @@ class HostLayout(BaseModel):
     nginx_tls_cert: str = "/etc/nginx/tls/server.crt"
     nginx_tls_key: str = "/etc/nginx/tls/server.key"
     nginx_site_file: str = "/etc/nginx/conf.d/backend-chat.conf"
+    #: while it exists, nginx answers the load balancer's /readyz with 503 (an upgrade
+    #: drains the app host it switches); in nginx's directory, which its workers can read
+    nginx_drain_flag: str = "/etc/nginx/backend-chat.drained"
     #: ACME: certbot's live certificates, one directory per domain (the tls role has
     #: them made, nginx serves them)
     acme_live_dir: str = "/etc/letsencrypt/live"

@@ -164,6 +164,10 @@ class App(Strict):
     release_keys: list[Annotated[str, Field(min_length=1, max_length=4096)]] = Field(
         default_factory=list, max_length=16)
     port: Port = 8000
+    #: with more than one app host: how long an upgrade keeps an app host drained
+    #: (/readyz answers 503) before it restarts it, and ready again before it drains
+    #: the next; set it to the load balancer's check interval times its threshold
+    drain_seconds: Annotated[int, Field(ge=0, le=600)] = 10
 
 
 class Egress(Strict):

@@ -222,9 +222,13 @@ def _env(profile: Profile, db: ServiceWiring, cache: ServiceWiring,
                  placement="url-password"),
         EnvEntry(key="REDIS_URL", value=cache.url, secret="cache_password",
                  placement="url-password"),
-        EnvEntry(key="AI_PROVIDER", value={"disabled": "none"}.get(profile.ai.provider,
-                                                                   profile.ai.provider)),
     ]
+    if cache.mode == "local" and cache.tls:
+        # rediss:// carries no CA (DATABASE_URL's sslrootcert does): a release needs
+        # the file that signs the cache host's certificate.
+        env.append(EnvEntry(key="REDIS_CA_FILE", value=CA_CERT_PATH))
+    env.append(EnvEntry(key="AI_PROVIDER", value={"disabled": "none"}.get(
+        profile.ai.provider, profile.ai.provider)))
     if profile.ai.provider != "disabled":
         env.append(EnvEntry(key=f"{profile.ai.provider.upper()}_API_KEY",
                             secret=f"{profile.ai.provider}_api_key"))
@@ -388,7 +392,8 @@ def plan(profile: Profile) -> Plan:
             acme_email=profile.tls.acme.email if profile.tls.mode == "acme" else None,
         ),
         app=AppPlan(user=APP_USER, port=profile.app.port, public_url=public_url,
-                    release=profile.app.release, env_file=APP_ENV_FILE, env=env),
+                    release=profile.app.release, env_file=APP_ENV_FILE, env=env,
+                    drain_seconds=profile.app.drain_seconds),
         proxy_port=PROXY_PORT,
         egress_allowlist=sorted(allow.values(), key=lambda e: (e.host, e.port)),
         app_direct=list(direct.values()),

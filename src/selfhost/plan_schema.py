@@ -99,6 +99,9 @@ class AppPlan(Frozen):
     release: str | None
     env_file: str
     env: list[EnvEntry]
+    #: the pause around an app host's drain (profile ``app.drain_seconds``); an upgrade
+    #: drains only when there is another app host to take the requests
+    drain_seconds: int
 
     @property
     def env_keys(self) -> list[str]:

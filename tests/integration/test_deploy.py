@@ -21,6 +21,8 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -56,6 +58,11 @@ from selfhost.cli.app import main
 from selfhost.deploy.record import read as read_record
 from selfhost.deploy.record import record_path
 from selfhost.record_schema import DeploymentRecord
+from selfhost.subprocessors.document import from_json
+from selfhost.subprocessors.render import render_profile
+from selfhost.subprocessors.signing import check_signature, generate_keys
+from selfhost.verify import VerifyResult, summary, verify
+from selfhost.verify.reconcile import Reconciliation, reconcile
 
 pytestmark = pytest.mark.slow
 
@@ -441,6 +448,92 @@ def test_bystander_port_is_open_to_root(deployed: Deployed,
                "import socket,sys; socket.create_connection((sys.argv[1], 22), 5).close()",
                bystander(release).address)
     assert done.returncode == 0, done.stderr
+
+
+# -- verify and reconciliation, on these same deployments ---------------------------
+# external-db (with its customer-managed services stood up) and us-openai (before its
+# change path) are verified in test_verify; every check failed on purpose in
+# test_verify_tamperings.
+
+VERIFIED = [("bookworm", "air-gapped"), ("trixie", "air-gapped"), ("bookworm", "eu-anthropic"),
+            ("bookworm", "split")]
+DAY = date(2026, 11, 27)
+
+
+@dataclass(frozen=True)
+class Verified:
+    deployment: Deployment
+    result: VerifyResult
+    junit: str
+    report_json: str
+    reconciliation: Reconciliation
+
+
+@pytest.fixture(scope="session")
+def verified(redeployed: Deployed, tmp_path_factory: pytest.TempPathFactory
+             ) -> Callable[[str, str], Verified]:
+    """``get(release, preset)``: one verify (with its junit and JSON reports) and one
+    reconciliation of the redeployed hosts."""
+    done: dict[tuple[str, str], Verified] = {}
+
+    def get(release: str, preset: str) -> Verified:
+        if (release, preset) not in done:
+            deployment = redeployed(release, preset)
+            deployment.require()
+            tmp = tmp_path_factory.mktemp(f"verify-{release}-{preset}")
+            result = verify(deployment.profile_path, sandbox=deployment.box.name,
+                            junit=tmp / "junit.xml", json_path=tmp / "report.json")
+            done[(release, preset)] = Verified(
+                deployment, result, (tmp / "junit.xml").read_text(),
+                (tmp / "report.json").read_text(),
+                reconcile(deployment.profile_path, sandbox=deployment.box.name))
+        return done[(release, preset)]
+
+    return get
+
+
+@pytest.mark.parametrize("case", VERIFIED, ids=_ids)
+def test_verify_passes_every_check(verified: Callable[[str, str], Verified],
+                                   case: tuple[str, str]) -> None:
+    result = verified(*case).result
+    assert result.ok, "\n".join(f"{r.check.key}: {r.found}" for r in result.failures)
+
+
+@pytest.mark.parametrize("case", VERIFIED, ids=_ids)
+def test_verify_writes_junit_with_one_case_per_check(
+        verified: Callable[[str, str], Verified], case: tuple[str, str]) -> None:
+    done = verified(*case)
+    assert done.junit.count("<testcase ") == len(done.result.results)
+
+
+@pytest.mark.parametrize("case", VERIFIED, ids=_ids)
+def test_verify_reports_hold_no_secret(verified: Callable[[str, str], Verified],
+                                       case: tuple[str, str]) -> None:
+    done = verified(*case)
+    shown = "\n".join([summary(done.result), done.junit, done.report_json,
+                       done.reconciliation.report()])
+    values = _oracle(done.deployment)
+    assert [name for name, value in values.items() if value in shown] == []
+
+
+@pytest.mark.parametrize("case", VERIFIED, ids=_ids)
+def test_reconciliation_passes(verified: Callable[[str, str], Verified],
+                               case: tuple[str, str]) -> None:
+    outcome = verified(*case).reconciliation
+    assert outcome.ok, outcome.report()
+
+
+@pytest.mark.parametrize("case", VERIFIED, ids=_ids)
+def test_signed_list_carries_the_evidence(verified: Callable[[str, str], Verified],
+                                          case: tuple[str, str], tmp_path: Path) -> None:
+    done = verified(*case)
+    key, public = tmp_path / "signing.pem", tmp_path / "signing.pub.pem"
+    generate_keys(key, public)
+    output = tmp_path / "list.json"
+    render_profile(done.deployment.profile_path, fmt="json", on=DAY, output=output,
+                   sign_key=key, evidence=done.reconciliation.evidence)
+    check_signature(output, public, None)
+    assert from_json(output.read_text(), str(output)).evidence == done.reconciliation.evidence
 
 
 # -- interruptions and failures (bookworm only) ----------------------------------

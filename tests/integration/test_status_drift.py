@@ -9,6 +9,7 @@ One all-in-one deployment is shared by the module. It is deployed through
 from __future__ import annotations
 
 import json
+import shlex
 import subprocess
 import time
 from collections.abc import Iterator
@@ -17,7 +18,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
-from deploy_support import PASSPHRASE, SUPPLIED, assert_nothing_changed
+from deploy_support import LOOPBACK_HTTPS, PASSPHRASE, SUPPLIED, assert_nothing_changed
 from ruamel.yaml import YAML
 
 from selfhost import sandbox as sandbox_mod
@@ -170,6 +171,33 @@ UNDO = {
     "app.env_file_mode": f"chmod 0600 {LAYOUT.app_env_file}",
     "egress.allowlist": f"mv /root/squid.conf.orig {LAYOUT.proxy_config}",
 }
+
+
+def _readyz(deployed: Deployed) -> str:
+    """The status line nginx answers the load balancer's GET /readyz with."""
+    domain = plan(load_profile(deployed.profile)).tls.domain
+    out = _run(deployed.box, f"python3 -c {shlex.quote(LOOPBACK_HTTPS)} {domain} /readyz")
+    return out.splitlines()[0].strip()
+
+
+def test_a_drained_host_answers_503_on_readyz_and_status_names_it(deployed: Deployed
+                                                                   ) -> None:
+    assert _readyz(deployed) == "HTTP/1.1 200 OK"
+    _run(deployed.box, f"echo 'by selfhost for the switch to 9.9' > {LAYOUT.nginx_drain_flag}")
+    try:
+        assert _readyz(deployed) == "HTTP/1.1 503 Service Temporarily Unavailable"
+        result = deployed.status("--json")
+        assert result.exit_code == 1, result.output
+        [host] = json.loads(result.output)["hosts"]
+        assert host["drained"] == "by selfhost for the switch to 9.9"
+        assert [a for a in host["attention"] if a.startswith("drained (")] == [
+            "drained (by selfhost for the switch to 9.9): /readyz answers 503, so the load "
+            "balancer sends the host no requests; an upgrade that was stopped left it so: "
+            "run `selfhost upgrade` or `selfhost rollback` again"]
+    finally:
+        _run(deployed.box, f"rm -f {LAYOUT.nginx_drain_flag}")
+    assert _readyz(deployed) == "HTTP/1.1 200 OK"
+    assert deployed.status("--json").exit_code == 0
 
 
 @pytest.fixture(scope="module")

@@ -1,21 +1,21 @@
-"""verify and reconciliation on real sandbox hosts: every preset, tamperings, change path.
+"""verify and reconciliation on real sandbox hosts: external-db with its customer-managed
+services, us-openai and its change path.
 
-Each preset is deployed once per module onto sandbox guests of its own; every
-tampering is made directly on a host by the test and undone right after, so
-the deployment stays shared between tests.
+The other presets are verified on test_deploy's deployments, and every check is failed
+on purpose in test_verify_tamperings; each preset here is deployed once per module, the
+change path's steps then supersede the us-openai deployment.
 """
 
 from __future__ import annotations
 
 import subprocess
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
 import external_services
 import pytest
-from tamperings import BY_NAME, Tamper
 
 from selfhost import sandbox
 from selfhost.deploy import DeployOptions
@@ -121,11 +121,7 @@ def failures(result: VerifyResult) -> str:
 
 #: deployment key -> (preset, Debian release, sandbox name); bookworm unless named
 PRESETS = {
-    "air-gapped": ("air-gapped", None, "v-air"),
-    "air-gapped-trixie": ("air-gapped", "trixie", "v-trixie"),
-    "eu-anthropic": ("eu-anthropic", None, "v-eu"),
     "external-db": ("external-db", None, "v-ext"),
-    "split": ("split", None, "v-split"),
     "us-openai": ("us-openai", None, "v-us"),
 }
 
@@ -188,44 +184,6 @@ def test_signed_list_carries_the_evidence(preset_deployment: Deployed, tmp_path:
                    sign_key=key, evidence=evidence)
     check_signature(output, public, None)
     assert from_json(output.read_text(), str(output)).evidence == evidence
-
-
-# -- tamperings: reconciliation names the third party -----------------------------------
-# Every check failed by its own tampering: test_verify_tamperings, from the one table in
-# tamperings.py. Two of its rows bring a third party the list does not name.
-
-@pytest.fixture(scope="module")
-def air_gapped(deployments: Callable[[str], Deployed]) -> Deployed:
-    return deployments("air-gapped")
-
-
-@pytest.fixture
-def tampered(request: pytest.FixtureRequest, air_gapped: Deployed) -> Iterator[Tamper]:
-    tamper: Tamper = request.param
-    air_gapped.on_host(tamper.do)
-    try:
-        yield tamper
-    finally:
-        air_gapped.on_host(tamper.undo)
-
-
-#: row of the table -> what reconciliation must say
-RECONCILE_SAYS = {"app.env_keys:ai-key-added": "openai: wired but not listed",
-                  "egress.ai_refused.openai:openai-admitted": "openai: reachable but not listed"}
-RECONCILE_TAMPERINGS = [BY_NAME[name] for name in RECONCILE_SAYS]
-
-
-@pytest.mark.parametrize("tampered", RECONCILE_TAMPERINGS,
-                         ids=list(RECONCILE_SAYS), indirect=True)
-def test_reconciliation_names_the_unlisted_party(tampered: Tamper, air_gapped: Deployed
-                                                 ) -> None:
-    says = RECONCILE_SAYS[f"{tampered.check}:{tampered.name}"]
-    assert says in air_gapped.reconcile().report()
-
-
-def test_verify_passes_again_after_the_tamperings(air_gapped: Deployed) -> None:
-    result = air_gapped.verify()
-    assert result.ok, failures(result)
 
 
 # -- the change path: us-openai -> AI disabled, no e-mail -> Anthropic --------------------

@@ -32,7 +32,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from ruamel.yaml import YAML
-from tamperings import TAMPERINGS, Tamper, Topology
+from tamperings import BY_NAME, TAMPERINGS, Tamper, Topology
 
 from conftest import SandboxFactory
 from selfhost import sandbox as sandbox_mod
@@ -40,6 +40,7 @@ from selfhost.init import InitRequest, run_init
 from selfhost.paths import preset_path
 from selfhost.secrets import load_secrets
 from selfhost.verify.collector import COLLECTOR_NAME
+from selfhost.verify.reconcile import reconcile
 
 pytestmark = pytest.mark.slow
 
@@ -282,6 +283,24 @@ def test_tampering_fails_its_check(deployments: dict[Topology, Deployment], tamp
     assert shown[1].startswith(f"         expected: {entry['expected']}\n"
                                f"         found:    {entry['found']}\n"
                                f"         fix:      {entry['fix']}\n"), run.stdout
+
+
+#: the two rows that bring a third party the list does not name -> what reconciliation says
+RECONCILE_SAYS = {"app.env_keys:ai-key-added": "openai: wired but not listed",
+                  "egress.ai_refused.openai:openai-admitted": "openai: reachable but not listed"}
+
+
+@pytest.mark.parametrize("row", list(RECONCILE_SAYS))
+def test_reconciliation_names_the_unlisted_party(deployments: dict[Topology, Deployment],
+                                                 row: str) -> None:
+    d, tamper = deployments["all-in-one"], BY_NAME[row]
+    host = tamper.host or d.hosts[0]
+    try:
+        d.on_host(host, d.fill(tamper.do))
+        report = reconcile(d.profile, sandbox=d.box.name).report()
+    finally:
+        d.on_host(host, d.fill(tamper.undo))
+    assert RECONCILE_SAYS[row] in report
 
 
 @pytest.mark.parametrize("topology", ["all-in-one", "split"])

@@ -26,7 +26,7 @@ def _render(**override: object) -> str:
         "nginx_certificate_key": "/etc/nginx/tls/server.key", "nginx_hsts_max_age": 1,
         "nginx_content_security_policy": "default-src 'self'",
         "nginx_client_max_body_size": "25m", "nginx_healthz_allow": ["127.0.0.1"],
-        "nginx_app_port": 8000}
+        "nginx_app_port": 8000, "nginx_drain_flag": "/etc/nginx/backend-chat.drained"}
     values.update(override)
     return env.from_string(TEMPLATE.read_text()).render(values)
 
@@ -44,9 +44,10 @@ def test_the_site_names_its_domain_quoted() -> None:
 
 def test_a_crafted_domain_starts_no_directive() -> None:
     text = _render(nginx_domain=CRAFTED)
-    # Only the site's own returns (444 twice, 301 once): none from the value.
+    # Only the site's own returns (444 twice, 301 once, /readyz's 503 and 200): none
+    # from the value.
     assert (_returns(text), "location /x" in text.replace('"', "")) == (
-        ["444;", "444;", "301"], True)
+        ["444;", "444;", "301", "503", "200"], True)
     assert 'server_name "chat.example.com;    return 200 \\"owned\\";' in text
 
 

@@ -88,6 +88,17 @@ def test_split_places_components() -> None:
     }
 
 
+@pytest.mark.parametrize(("preset", "ca_file"), [
+    ("split", "/etc/backend-chat/ca.crt"),  # the internal CA signs the cache host's cert
+    ("air-gapped", None),  # the cache is on loopback, without TLS
+    ("external-db", None),  # the provider's certificate, from the system's store
+])
+def test_the_apps_environment_names_the_ca_of_a_local_tls_cache(preset: str,
+                                                                 ca_file: str | None) -> None:
+    env = {e.key: e.value for e in _plan(preset).app.env}
+    assert env.get("REDIS_CA_FILE") == ca_file
+
+
 def test_json_is_stable() -> None:
     assert _plan("us-openai").to_json() == _plan("us-openai").to_json()
 

@@ -38,7 +38,9 @@ def test_site_passes_each_role_exactly_its_required_layout_options(role: str) ->
     passed = [set(v) for v in site_role_vars()[role]]
     assert passed
     assert all(p == passed[0] for p in passed), passed
-    assert dict.fromkeys(_required(role), passed[0]) == _required(role)
+    # site.yml runs each role's main entry point; others (the app's `drain`) belong to
+    # the playbooks that include them
+    assert _required(role)["main"] == passed[0]
 
 
 @pytest.mark.parametrize("role", ROLES)

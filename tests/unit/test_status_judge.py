@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from selfhost.status.service import judge
+from selfhost.status.service import Answer, judge
 
 NOW = datetime(2026, 12, 2, 12, 0, tzinfo=UTC)
 FP = "sha256:abc"
@@ -32,19 +32,19 @@ def _doc(**over: Any) -> dict[str, Any]:
 
 def _judge(doc: dict[str, Any] | None, timer: str = "active", fingerprint: str = FP,
            components: tuple[str, ...] = ("app", "backup")) -> list[str]:
-    return judge("chat1", (timer, doc, ""), fingerprint=fingerprint, components=components,
+    return judge("chat1", Answer(timer, doc), fingerprint=fingerprint, components=components,
                  now=NOW).attention
 
 
 def test_a_healthy_host_needs_nothing() -> None:
-    host = judge("chat1", ("active", _doc(), ""), fingerprint=FP, components=("backup",),
+    host = judge("chat1", Answer("active", _doc()), fingerprint=FP, components=("backup",),
                  now=NOW)
     assert host.attention == []
     assert host.profile == "in sync"
 
 
 def test_profile_changed_since_the_deploy() -> None:
-    host = judge("chat1", ("active", _doc(), ""), fingerprint="sha256:new",
+    host = judge("chat1", Answer("active", _doc()), fingerprint="sha256:new",
                  components=(), now=NOW)
     assert host.profile == "profile changed since"
     assert any("differs from the deployed one" in a for a in host.attention)
@@ -73,7 +73,16 @@ def test_certificate_under_a_week_and_an_old_backup() -> None:
 
 
 def test_unreachable_host() -> None:
-    host = judge("chat1", (None, None, "ssh to root@10.0.0.5:22 failed: refused"),
+    host = judge("chat1", Answer(error="ssh to root@10.0.0.5:22 failed: refused"),
                  fingerprint=FP, components=(), now=NOW)
     assert host.attention == ["ssh to root@10.0.0.5:22 failed: refused"]
     assert not host.reachable
+
+
+def test_a_drained_host_needs_attention_with_the_reason() -> None:
+    host = judge("chat1", Answer("active", _doc(), drained="by selfhost for the switch to 2.0"),
+                 fingerprint=FP, components=("backup",), now=NOW)
+    assert host.attention == [
+        "drained (by selfhost for the switch to 2.0): /readyz answers 503, so the load "
+        "balancer sends the host no requests; an upgrade that was stopped left it so: run "
+        "`selfhost upgrade` or `selfhost rollback` again"]

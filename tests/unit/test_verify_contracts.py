@@ -146,7 +146,7 @@ CASES = [
     ok("host.exposed_ports", "ports 22, 5432", _as_split_db, host="db1"),
     fails("host.exposed_ports", _both(_as_split_db, _append("listeners", ["0.0.0.0", 6379])),
           "also listening beyond loopback on port(s) 6379", host="db1"),
-    ok("host.deployment_record", "fingerprint sha256:176c46c0"),
+    ok("host.deployment_record", "fingerprint sha256:cc662b06"),
     fails("host.deployment_record", _set("record|data|third_parties", [{"id": "openai"}]),
           "third_parties: ['openai'] (expected ['openai', 'sendgrid', 'sentry'])"),
     fails("host.deployment_record", _set("record", {"exists": False}),

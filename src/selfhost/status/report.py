@@ -44,6 +44,7 @@ def _host_block(host: HostStatus) -> list[str]:
         ("certificate", _certificate(host)),
         ("last backup", _backup(host)),
         ("egress", _egress(host)),
+        ("pool", f"drained ({host.drained}), /readyz answers 503" if host.drained else None),
     ]
     return [head, *(f"  {k + ':':<13} {v}" for k, v in rows if v is not None)]
 

@@ -55,6 +55,8 @@ class HostStatus:
     backup: dict[str, Any] | None = None
     egress_denied: list[str] = field(default_factory=list)
     egress_dropped: int | None = None
+    #: what the drain flag says, when the host is out of the load balancer's pool
+    drained: str | None = None
 
 
 @dataclass
@@ -76,25 +78,42 @@ class StatusResult:
 def _read_command(deployment: Deployment) -> str:
     layout = deployment.plan.layout
     status, timer = shlex.quote(layout.drift_status), shlex.quote(layout.drift_timer)
-    # One line of timer state, then the status file (or nothing when there is none).
-    return f"systemctl is-active {timer} || true; cat {status} 2>/dev/null || true"
+    flag = shlex.quote(layout.nginx_drain_flag)
+    # One line of timer state, one of the drain flag (empty: none, as nginx sees it),
+    # then the status file (or nothing when there is none).
+    return (f"systemctl is-active {timer} || true; "
+            f"if [ -f {flag} ]; then printf 'drained %s\\n' \"$(head -c 200 {flag} | "
+            f"tr -d '\\n')\"; else echo; fi; cat {status} 2>/dev/null || true")
 
 
-def fetch(target: SshTarget, command: str) -> tuple[str | None, dict[str, Any] | None, str]:
-    """(timer state, status document, error) of one host."""
+@dataclass(frozen=True)
+class Answer:
+    """What one host returned to :func:`_read_command`."""
+
+    timer: str | None = None
+    doc: dict[str, Any] | None = None
+    error: str = ""
+    #: the drain flag's text when the host is drained, else None
+    drained: str | None = None
+
+
+def fetch(target: SshTarget, command: str) -> Answer:
     res = run_on(target, ["sh", "-c", command], timeout=SSH_TIMEOUT)
     if isinstance(res, str):
-        return None, None, f"over ssh: {res}"
+        return Answer(error=f"over ssh: {res}")
     if res.returncode != 0:
-        return None, None, failure(target, res)
-    timer, _, body = res.stdout.decode("utf-8", "replace").partition("\n")
+        return Answer(error=failure(target, res))
+    timer, _, rest = res.stdout.decode("utf-8", "replace").partition("\n")
+    flag, _, body = rest.partition("\n")
+    drained = flag[len("drained "):].strip() or "no reason given" \
+        if flag.startswith("drained ") else None
     if not body.strip():
-        return timer.strip(), None, ""
+        return Answer(timer.strip(), None, "", drained)
     try:
         doc = json.loads(body)
     except ValueError:
-        return timer.strip(), None, "the drift status file is not JSON"
-    return timer.strip(), doc if isinstance(doc, dict) else None, ""
+        return Answer(timer.strip(), None, "the drift status file is not JSON", drained)
+    return Answer(timer.strip(), doc if isinstance(doc, dict) else None, "", drained)
 
 
 def _age(stamp: str | None, now: datetime) -> float | None:
@@ -117,15 +136,20 @@ def _ago(seconds: float) -> str:
     return f"{seconds / 86400:.1f} days ago"
 
 
-def judge(name: str, answer: tuple[str | None, dict[str, Any] | None, str], *,
-          fingerprint: str, components: Sequence[str], now: datetime) -> HostStatus:
+def judge(name: str, answer: Answer, *, fingerprint: str, components: Sequence[str],
+          now: datetime) -> HostStatus:
     """One host's status from what it returned (:func:`fetch`), and what needs attention."""
-    timer, doc, error = answer
-    host = HostStatus(name, timer=timer)
+    timer, doc, error = answer.timer, answer.doc, answer.error
+    host = HostStatus(name, timer=timer, drained=answer.drained)
     if error:
         host.reachable = False
         host.attention.append(error)
         return host
+    if answer.drained is not None:
+        host.attention.append(f"drained ({answer.drained}): /readyz answers 503, so the "
+                              "load balancer sends the host no requests; an upgrade that "
+                              "was stopped left it so: run `selfhost upgrade` or `selfhost "
+                              "rollback` again")
     if timer != "active":
         host.attention.append(f"the drift timer is {timer or 'unknown'}: drift is not watched "
                               "(`selfhost deploy` enables it; drift_enabled: false turns it off)")

@@ -219,10 +219,16 @@ def _preflight(run: _Run, options: UpgradeOptions) -> tuple[str, dict[str, Any],
                           if not unfinished else "keep the pre-upgrade dump of the first try")
         done = set(unfinished.get("migrations_done", []))
         todo = [m.id for m in manifest.migrations if m.id not in done]
-        plan_steps.append("run the migrations " + ", ".join(todo) if todo
+        others = [h.name for h in run.app_hosts[1:]]
+        plan_steps.append(("run the migrations " + ", ".join(todo)
+                           + (f" on {run.app_hosts[0].name}, with {', '.join(others)} "
+                              "drained" if others else "")) if todo
                           else "no migration left to run")
-    plan_steps += [f"switch {h.name} from {h.current} to {manifest.version}, gated by "
-                   f"{manifest.health.path}" for h in run.app_hosts]
+    # the customer's load balancer sees a drained host on /readyz (README, Upgrades)
+    drain = (f", drained for {run.prepared.target.plan.app.drain_seconds} s before"
+             if len(run.app_hosts) > 1 else "")
+    plan_steps += [f"switch {h.name} from {h.current} to {manifest.version}{drain}, gated "
+                   f"by {manifest.health.path}" for h in run.app_hosts]
     if not options.skip_verify:
         plan_steps.append("verify the deployment on the new release")
     return running, unfinished, plan_steps

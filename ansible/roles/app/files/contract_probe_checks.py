@@ -212,8 +212,8 @@ def check_cache(env: Env) -> dict[str, Any]:
                               "url": redact_url(url) if url else None}
     options: dict[str, Any] = {"socket_connect_timeout": CHECK_TIMEOUT,
                                "socket_timeout": CHECK_TIMEOUT}
-    # The CA of a TLS cache: REDIS_CA_FILE, which the unit's --redis-ca sets when the
-    # environment does not.
+    # The CA of a TLS cache: REDIS_CA_FILE, from the environment (the Plan's, for a local
+    # TLS cache) or else the unit's --redis-ca.
     ca_file = env.get("REDIS_CA_FILE", "")
     if tls:
         # Explicit, because redis-py's hostname-check default differs between
