@@ -1,10 +1,11 @@
-"""`selfhost rotate` on a real Debian 12 guest (the all-in-one air-gapped preset, with
-a local database, cache and encrypted backups).
+"""`selfhost rotate` on real Debian 12 and 13 guests (the all-in-one air-gapped preset,
+with a local database, cache and encrypted backups).
 
 One deployment is rotated with ``--all`` while a loop on the guest requests the
 app's /healthz through nginx; the guest is then asked, with its own clients, which
 password each service accepts. A second rotation is killed half-way and resumed.
-The roles and the switch are the same on Debian 13, so one release is enough.
+Both releases, because what the rotation leans on differs between them: Redis 7.0 and
+8.0 (an ACL user with two passwords, reloaded), PostgreSQL 15 and 17.
 """
 
 from __future__ import annotations
@@ -125,12 +126,13 @@ def _probe_loop(d: Deployment) -> tuple[subprocess.Popen[str], str]:
     return proc, stop
 
 
-@pytest.fixture(scope="module")
-def rotation(sandbox_factory: SandboxFactory, tmp_path_factory: pytest.TempPathFactory
-             ) -> Rotation:
-    box = sandbox_factory("rot-air-gapped", 1, "bookworm")
-    work = tmp_path_factory.mktemp("rotate")
-    d = run_deploy(Deployment("air-gapped", "bookworm", make_profile(work, "air-gapped", box),
+@pytest.fixture(scope="module", params=["bookworm", "trixie"])
+def rotation(sandbox_factory: SandboxFactory, tmp_path_factory: pytest.TempPathFactory,
+             request: pytest.FixtureRequest) -> Rotation:
+    release: str = request.param
+    box = sandbox_factory(f"rot-{release[:2]}", 1, release)
+    work = tmp_path_factory.mktemp(f"rotate-{release}")
+    d = run_deploy(Deployment("air-gapped", release, make_profile(work, "air-gapped", box),
                               box), work, label="first")
     d.require()
     result = Rotation(d, before=secret_values(d.profile_path), cache_before=_cache_process(d))

@@ -6,20 +6,28 @@ about ten times a second.
 The upgrade must take the two app hosts one at a time: the second drained while the
 migrations run on the first, then each drained before it restarts and back before the
 other goes; a request may fail only on a drained host, after the drain pause the
-load balancer needs, and the site (some app host) answers throughout."""
+load balancer needs, and the site (some app host) answers throughout.
+
+Then, on the same hosts, `selfhost certs rotate-ca`: the database and the cache present
+certificates of the new CA, and a loop on each app host asking its app's /healthz
+(which connects to both with verify-full against the host's ca.crt, read at each
+request) sees no failure."""
 
 from __future__ import annotations
 
 import itertools
 import json
+import os
 import shutil
 import ssl
+import subprocess
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives import hashes, serialization
 from deploy_support import (
     PASSPHRASE,
     SUPPLIED,
@@ -33,8 +41,12 @@ from deploy_support import (
 
 from conftest import SandboxFactory
 from release_support import HEALTHZ, make_keys, probe_release
+from selfhost import pki
+from selfhost.ca_rotation import CaRotateOptions, rotate_ca
+from selfhost.deploy.record import state_dir
 from selfhost.init import InitRequest, run_init
 from selfhost.layout import LAYOUT
+from selfhost.secrets import load_secrets
 from selfhost.upgrade.service import UpgradeOptions, upgrade
 from selfhost.workflows.demo import address_sets
 
@@ -210,3 +222,84 @@ def test_the_upgrade_takes_the_app_hosts_out_one_at_a_time(site: Site) -> None:
     for host in APPS:
         assert site.on(host, "ls", Path(LAYOUT.nginx_drain_flag).parent.as_posix()).split(
         ).count(Path(LAYOUT.nginx_drain_flag).name) == 0
+
+
+#: on an app host: GET the app's /healthz every 0.2 s until the stop file exists
+HEALTHZ_LOOP = r"""
+import json, os, sys, time, urllib.error, urllib.request
+port, stop = sys.argv[1], sys.argv[2]
+counts, failures = {}, []
+deadline = time.monotonic() + 1500
+while not os.path.exists(stop) and time.monotonic() < deadline:
+    try:
+        status = str(urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz",
+                                            timeout=10).status)
+    except urllib.error.HTTPError as exc:
+        status = f"{exc.code}: {exc.read()[:600]!r}"
+    except OSError as exc:
+        status = type(exc).__name__ + ": " + str(exc)[:120]
+    counts[status[:3]] = counts.get(status[:3], 0) + 1
+    if status != "200" and len(failures) < 5:
+        failures.append([round(time.time(), 2), status])
+    time.sleep(0.2)
+print(json.dumps({"counts": counts, "failures": failures}))
+"""
+
+
+def _issuer_check(site: Site, ca_pem: str, server: str, port: int, *starttls: str) -> str:
+    """From app1: does ``server``'s certificate verify against ``ca_pem`` alone?"""
+    address = next(h.address for h in site.deployment.plan.hosts if h.name == server)
+    script = (f"f=$(mktemp); cat > $f; openssl s_client -connect {address}:{port} "
+              f"{' '.join(starttls)} -CAfile $f -verify_return_error -brief </dev/null 2>&1"
+              " | grep -E '^(Verification|verify error)'; rm -f $f")
+    done = subprocess.run(site.deployment.box.ssh_command(
+        guest_for(site.deployment, "app1"), "bash", "-c", script), input=ca_pem,
+        capture_output=True, text=True, timeout=60, check=False)
+    return done.stdout.strip() or done.stderr.strip()
+
+
+def _stored_ca(site: Site) -> tuple[str, bytes]:
+    """The stored CA's certificate (PEM) and its SHA-256 fingerprint."""
+    d = site.deployment
+    key = load_secrets(d.profile_path, passphrase=PASSPHRASE)["ca_key"]
+    cert = pki.stored_ca(key, state_dir(d.profile_path, d.plan.customer.id))
+    assert cert is not None
+    return (cert.public_bytes(serialization.Encoding.PEM).decode(),
+            cert.fingerprint(hashes.SHA256()))
+
+
+def test_rotate_ca_keeps_database_and_cache_trusted_on_every_app_host(site: Site) -> None:
+    d, (old, old_sha) = site.deployment, _stored_ca(site)
+    stop = f"/run/rotate-ca-split-stop-{os.getpid()}"
+    loops = {}
+    for host in APPS:
+        site.on(host, "rm", "-f", stop)
+        loops[host] = subprocess.Popen(
+            d.box.ssh_command(guest_for(d, host), "python3", "-c", HEALTHZ_LOOP,
+                              str(d.plan.app.port), stop),
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(2)
+    try:
+        result = rotate_ca(d.profile_path, CaRotateOptions(sandbox=d.box.name, yes=True,
+                                                           passphrase=PASSPHRASE))
+    finally:
+        for host in APPS:
+            site.on(host, "touch", stop)
+    probes = {h: json.loads(p.communicate(timeout=60)[0] or "{}") for h, p in loops.items()}
+    assert result.phases == ["add", "switch", "finish"]
+    new, new_sha = _stored_ca(site)
+    assert new_sha != old_sha
+    # the servers present certificates of the new CA, which the old no longer verifies
+    seen = {(server, ca): _issuer_check(site, pem, server, port, *starttls)
+            for server, port, starttls in [("db1", d.plan.database.port,
+                                            ("-starttls", "postgres")),
+                                           ("cache1", d.plan.cache.port, ())]
+            for ca, pem in (("new", new), ("old", old))}
+    assert {k: v.startswith("Verification: OK") for k, v in seen.items()} == {
+        ("db1", "new"): True, ("db1", "old"): False,
+        ("cache1", "new"): True, ("cache1", "old"): False}, seen
+    # every /healthz on both app hosts answered 200 throughout (database and cache TLS)
+    assert {h: set(p.get("counts", {})) for h, p in probes.items()} == {
+        h: {"200"} for h in APPS}, probes
+    assert all(p["counts"]["200"] > 50 for p in probes.values()), probes
+    assert [site.healthz(h)[0] for h in APPS] == [200, 200]
