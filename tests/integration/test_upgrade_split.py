@@ -270,6 +270,8 @@ def _stored_ca(site: Site) -> tuple[str, bytes]:
 
 def test_rotate_ca_keeps_database_and_cache_trusted_on_every_app_host(site: Site) -> None:
     d, (old, old_sha) = site.deployment, _stored_ca(site)
+    # as the README says after an upgrade: the profile names the release that runs
+    shutil.copyfile(site.releases["v2"], d.profile_path.parent / "release.tar.gz")
     stop = f"/run/rotate-ca-split-stop-{os.getpid()}"
     loops = {}
     for host in APPS:
