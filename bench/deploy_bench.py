@@ -72,8 +72,9 @@ def private_sandbox_env(cold_apt: bool) -> Iterator[Path]:
         shutil.rmtree(work, ignore_errors=True)
 
 
-def profile_on(work: Path, name: str, preset: str, release: str) -> Path:
-    box = sandbox.up(name, 1, release)
+def profile_on(work: Path, name: str, preset: str, release: str, image: str = "base"
+               ) -> Path:
+    box = sandbox.up(name, 1, release, image=image)
     output = work / f"{name}.yaml"
     run_init(InitRequest(output=output, preset=preset, force=True, passphrase=PASSPHRASE,
                          sets=address_sets(preset, [box.guests[0].address])), None, None)
@@ -118,6 +119,8 @@ def main() -> None:
     parser.add_argument("--release", default="bookworm", choices=("bookworm", "trixie"))
     parser.add_argument("--noop-runs", type=int, default=3)
     parser.add_argument("--skip-cold-apt", action="store_true")
+    parser.add_argument("--image", default="base", choices=("base", "server"),
+                        help="the guests' rootfs image (server: packages preinstalled)")
     parser.add_argument("--cold-engine", default="mitogen", choices=("mitogen", "plain"),
                         help="engine of the two cold deploys (the no-op runs use both)")
     parser.add_argument("--json", type=Path, default=None, help="also write figures here")
@@ -126,13 +129,13 @@ def main() -> None:
 
     if not args.skip_cold_apt:
         with private_sandbox_env(cold_apt=True) as work:
-            profile = profile_on(work, "bench-cold", args.preset, args.release)
+            profile = profile_on(work, "bench-cold", args.preset, args.release, args.image)
             cold = selfhost_deploy(profile, "bench-cold", args.cold_engine, noop=False)
             figures["cold deploy, apt cache cold (s)"] = cold
             print(f"cold deploy, apt cache cold: {cold:.1f} s")
 
     with private_sandbox_env(cold_apt=False) as work:
-        profile = profile_on(work, "bench-warm", args.preset, args.release)
+        profile = profile_on(work, "bench-warm", args.preset, args.release, args.image)
         warm = selfhost_deploy(profile, "bench-warm", args.cold_engine, noop=False)
         figures["cold deploy, apt cache warm (s)"] = warm
         print(f"cold deploy, apt cache warm: {warm:.1f} s")
@@ -151,7 +154,8 @@ def main() -> None:
             figures["no-op redeploy, mitogen (s)"] / figures["no-op, plain ansible-playbook (s)"])
 
     load = os.getloadavg()[0]
-    print(f"\nfigures (preset {args.preset}, Debian {args.release}, cold deploys with "
+    print(f"\nfigures (preset {args.preset}, Debian {args.release}, {args.image} image, "
+          f"cold deploys with "
           f"{args.cold_engine}, load {load:.1f}):")
     for name, value in figures.items():
         print(f"  {name:<42} {value:8.2f}")
@@ -160,6 +164,7 @@ def main() -> None:
     print(f"goal (no-op < 8 s and <= half of plain): {'met' if goal else 'NOT met'}")
     if args.json is not None:
         args.json.write_text(json.dumps({"preset": args.preset, "release": args.release,
+                                         "image": args.image,
                                          "load": load, **figures}, indent=2) + "\n")
 
 

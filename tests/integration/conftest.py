@@ -118,13 +118,17 @@ def _down_since(mark: int) -> None:
 
 @pytest.fixture(scope="session")
 def sandbox_factory(sandbox_env: Path) -> Iterator[SandboxFactory]:
-    """``make(name, hosts=1, release=None) -> Sandbox``; every sandbox made is downed when
-    the test file that made it ends (or at session end), even when tests fail."""
+    """``make(name, hosts=1, release=None, image="base") -> Sandbox``; every sandbox made
+    is downed when the test file that made it ends (or at session end), even when tests
+    fail. ``image="server"`` (the all-in-one packages preinstalled) is for files whose
+    subject is not the install path or its removal: test_deploy and test_destroy keep
+    fresh hosts."""
 
-    def make(name: str, hosts: int = 1, release: str | None = None) -> sandbox.Sandbox:
+    def make(name: str, hosts: int = 1, release: str | None = None, image: str = "base"
+             ) -> sandbox.Sandbox:
         if name not in _made:
             _made.append(name)
-        return sandbox.up(name, hosts, release)
+        return sandbox.up(name, hosts, release, image=image)
 
     yield make
     _down_since(0)

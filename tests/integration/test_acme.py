@@ -163,7 +163,7 @@ def acme(request: pytest.FixtureRequest, pebble: tuple[str, str],
          ) -> AcmeSetup:
     release: str = request.param
     pebble_address, directory_ca = pebble
-    box = sandbox_factory(f"acme-{release[:2]}", 1, release)
+    box = sandbox_factory(f"acme-{release[:2]}", 1, release, image="server")
     work = tmp_path_factory.mktemp(f"acme-{release}")
     ca_file = work / "acme-directory-ca.pem"
     ca_file.write_text(directory_ca)

@@ -70,13 +70,15 @@ class Source:
     box: sandbox.Sandbox
     archive: Path
     fresh: sandbox.Sandbox
+    #: the fresh guest as it was before any restore reached it
+    pristine: str
 
 
 @pytest.fixture(scope="module")
 def source(sandbox_factory: SandboxFactory, tmp_path_factory: pytest.TempPathFactory
            ) -> Source:
     tmp = tmp_path_factory.mktemp("backup")
-    box = sandbox_factory("bk-src", hosts=1, release="bookworm")
+    box = sandbox_factory("bk-src", hosts=1, release="bookworm", image="server")
     # A file the profile names beside it: the drill's unpacked profile needs it too.
     (tmp / "site" / "lists").mkdir(parents=True)
     (tmp / "site" / "lists" / "overlay.yaml").write_text(OVERLAY)
@@ -86,8 +88,9 @@ def source(sandbox_factory: SandboxFactory, tmp_path_factory: pytest.TempPathFac
     made = selfhost("backup", str(profile), "--sandbox", box.name, "--json")
     assert made.returncode == 0, made.stderr
     archive = Path(json.loads(made.stdout)["path"])
-    fresh = sandbox_factory("bk-new", hosts=1, release="trixie")
-    return Source(profile=profile, box=box, archive=archive, fresh=fresh)
+    fresh = sandbox_factory("bk-new", hosts=1, release="trixie", image="server")
+    return Source(profile=profile, box=box, archive=archive, fresh=fresh,
+                  pristine=_host_state(fresh))
 
 
 def test_archive_is_private_and_holds_no_plaintext(source: Source) -> None:
@@ -111,9 +114,22 @@ def test_list_shows_the_archive_and_the_daily_dump(source: Source) -> None:
     assert kinds["daily"]["bytes"] > 0
 
 
-def _nothing_deployed(box: sandbox.Sandbox) -> None:
-    done = on_guest(box, "test ! -e /etc/backend-chat && ! command -v psql")
-    assert done.returncode == 0, "the refused restore touched the fresh guest"
+#: what a deploy's first steps change on a host: packages, users, /etc, units, nft tables
+#: (the fresh guest is the server image: its packages are there before any deploy)
+HOST_STATE = ("dpkg-query -W -f '${Package} ${Status}\\n'; getent passwd | cut -d: -f1;"
+              " ls -A /etc; systemctl list-unit-files --no-legend | cut -d' ' -f1;"
+              " nft list tables; test ! -e /etc/backend-chat")
+
+
+def _host_state(box: sandbox.Sandbox) -> str:
+    done = on_guest(box, HOST_STATE)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def _nothing_deployed(source: Source) -> None:
+    assert _host_state(source.fresh) == source.pristine, \
+        "the refused restore touched the fresh guest"
 
 
 def _truncated(src: Path, dst: Path, _tmp: Path) -> Path:
@@ -152,7 +168,7 @@ def test_bad_archive_is_refused_before_anything_changes(
     assert message in done.stderr
     assert "nothing was changed" in done.stderr
     assert "Traceback" not in done.stderr
-    _nothing_deployed(source.fresh)
+    _nothing_deployed(source)
 
 
 def test_restore_onto_a_fresh_debian_13_guest(source: Source) -> None:

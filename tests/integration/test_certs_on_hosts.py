@@ -112,7 +112,7 @@ class Deployed:
 @pytest.fixture(scope="module")
 def deployed(sandbox_factory: SandboxFactory, tmp_path_factory: pytest.TempPathFactory
              ) -> Deployed:
-    box = sandbox_factory("certs", hosts=1)
+    box = sandbox_factory("certs", hosts=1, image="server")
     path = tmp_path_factory.mktemp("certs") / "us-openai.yaml"
     run_init(InitRequest(output=path, preset="us-openai", sets=(), force=True,
                          passphrase=PASSPHRASE, environ=SUPPLIED), None, None)

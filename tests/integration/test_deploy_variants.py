@@ -162,7 +162,7 @@ class Variant:
 def variant(sandbox_factory: SandboxFactory, tmp_path_factory: pytest.TempPathFactory
             ) -> Variant:
     work = tmp_path_factory.mktemp("variant")
-    box = sandbox_factory("dbo-variants", 1, "bookworm")
+    box = sandbox_factory("dbo-variants", 1, "bookworm", image="server")
     chain = customer_chain()
     prepare_host(box, chain)
     cert_file, key_file = work / "customer-chain.pem", work / "customer-key.pem"

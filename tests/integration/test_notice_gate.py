@@ -63,7 +63,7 @@ class Gated:
 def gated(sandbox_factory: SandboxFactory, tmp_path_factory: pytest.TempPathFactory
           ) -> Gated:
     work = tmp_path_factory.mktemp("notices")
-    box = sandbox_factory("dbo-notices", 1, "bookworm")
+    box = sandbox_factory("dbo-notices", 1, "bookworm", image="server")
     profile = work / "customer.yaml"
     environ = {f"SELFHOST_{k.upper()}": v for k, v in SUPPLIED.items()}
     run_init(InitRequest(output=profile, preset="air-gapped",

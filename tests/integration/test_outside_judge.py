@@ -53,7 +53,7 @@ FORGED = "198.51.100.23, 192.0.2.99"  # a client's claim; never sent anywhere
 @pytest.fixture(scope="module")
 def first(sandbox_factory: SandboxFactory, tmp_path_factory: pytest.TempPathFactory
           ) -> Deployment:
-    box = sandbox_factory("dbo-judge", 1, "bookworm")
+    box = sandbox_factory("dbo-judge", 1, "bookworm", image="server")
     work = tmp_path_factory.mktemp("judge")
     deployment = Deployment("air-gapped", "bookworm", make_profile(work, "air-gapped", box),
                             box)

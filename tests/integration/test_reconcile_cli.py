@@ -79,7 +79,7 @@ def render(agreed: Agreed, output: Path) -> subprocess.CompletedProcess[str]:
 def agreed(sandbox_factory: SandboxFactory, tmp_path_factory: pytest.TempPathFactory
            ) -> Agreed:
     work = tmp_path_factory.mktemp("reconcile-cli")
-    box = sandbox_factory("rc-us-openai", 1, "bookworm")
+    box = sandbox_factory("rc-us-openai", 1, "bookworm", image="server")
     deployment = Deployment("us-openai", "bookworm", make_profile(work, "us-openai", box), box)
     run_deploy(deployment, work, label="first").require()
     (work / "keys").mkdir()

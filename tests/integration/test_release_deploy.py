@@ -35,7 +35,7 @@ def _healthz(deployment: Deployment) -> tuple[int, dict[str, object]]:
 
 def test_v1_then_v2_deploy_signed_and_a_tampered_one_is_refused(
         sandbox_factory: SandboxFactory, tmp_path: Path) -> None:
-    box = sandbox_factory("rel-deploy", 1, "bookworm")
+    box = sandbox_factory("rel-deploy", 1, "bookworm", image="server")
     keys = make_keys(tmp_path)
     (tmp_path / "v1").mkdir()
     (tmp_path / "v2").mkdir()

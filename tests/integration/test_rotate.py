@@ -130,7 +130,7 @@ def _probe_loop(d: Deployment) -> tuple[subprocess.Popen[str], str]:
 def rotation(sandbox_factory: SandboxFactory, tmp_path_factory: pytest.TempPathFactory,
              request: pytest.FixtureRequest) -> Rotation:
     release: str = request.param
-    box = sandbox_factory(f"rot-{release[:2]}", 1, release)
+    box = sandbox_factory(f"rot-{release[:2]}", 1, release, image="server")
     work = tmp_path_factory.mktemp(f"rotate-{release}")
     d = run_deploy(Deployment("air-gapped", release, make_profile(work, "air-gapped", box),
                               box), work, label="first")

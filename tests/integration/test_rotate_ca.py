@@ -139,7 +139,7 @@ def _cli(r: Rotated, *argv: str) -> subprocess.CompletedProcess[str]:
 @pytest.fixture(scope="module")
 def rotated(sandbox_factory: SandboxFactory, tmp_path_factory: pytest.TempPathFactory
             ) -> Rotated:
-    box = sandbox_factory("rotca-air", 1, "bookworm")
+    box = sandbox_factory("rotca-air", 1, "bookworm", image="server")
     work = tmp_path_factory.mktemp("rotate-ca")
     d = run_deploy(Deployment("air-gapped", "bookworm", make_profile(work, "air-gapped", box),
                               box), work, label="first")

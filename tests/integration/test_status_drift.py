@@ -1,8 +1,9 @@
-"""`selfhost status` and the drift watch on real Debian 12 and 13 guests (systemd 252 and
-257 run the timer and keep the journal it writes to): green after a deploy, each
-tampering reported within one (short) interval, with its journal line.
+"""`selfhost status` and the drift watch on a real Debian 13 guest (systemd 257 runs the
+timer and keeps the journal it writes to): green after a deploy, each tampering reported
+within one (short) interval, with its journal line. Debian 12 gets the same timer and
+script; the module runs on one release to keep CI within its time budget.
 
-One all-in-one deployment per release is shared by the module. It is deployed through
+One all-in-one deployment is shared by the module. It is deployed through
 ``--inventory`` (reaching the sandbox guest as root) so the role knob
 ``drift_interval_seconds`` can be set as a host var, as a customer would.
 """
@@ -83,12 +84,12 @@ def wait_for_check_after(box: sandbox_mod.Sandbox, since: float) -> None:
                             "backend-chat-drift.service --no-pager || true"))
 
 
-@pytest.fixture(scope="module", params=["bookworm", "trixie"])
+@pytest.fixture(scope="module", params=["trixie"])
 def deployed(sandbox_factory: sandbox_mod.Sandbox, tmp_path_factory: pytest.TempPathFactory,
              request: pytest.FixtureRequest) -> Deployed:
     release: str = request.param
     work = tmp_path_factory.mktemp(f"status-{release}")
-    box = sandbox_factory(f"status-{release[:2]}", 1, release)  # type: ignore[operator]
+    box = sandbox_factory(f"status-{release[:2]}", 1, release, image="server")  # type: ignore[operator]
     guest = box.guests[0]
     profile = work / "air-gapped.yaml"
     environ = {f"SELFHOST_{k.upper()}": v for k, v in SUPPLIED.items()}

@@ -162,7 +162,7 @@ def plant(deployment: Deployment, guest: str, values: dict[str, str]) -> None:
 def bundled(sandbox_factory: SandboxFactory, tmp_path_factory: pytest.TempPathFactory
             ) -> Bundled:
     work = tmp_path_factory.mktemp("bundle")
-    box = sandbox_factory("bundle", 1)
+    box = sandbox_factory("bundle", 1, image="server")
     deployment = Deployment(PRESET, "bookworm", make_profile(work, PRESET, box), box)
     run_deploy(deployment, work, label="first").require()
     guest = box.guests[0].name

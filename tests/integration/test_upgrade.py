@@ -101,7 +101,7 @@ class Site:
 def _deploy_v1(sandbox_factory: SandboxFactory, work: Path, release: str) -> Site:
     """The contract probe deployed as v1 onto a fresh guest of ``release``, its
     migration run and the canary row written."""
-    box = sandbox_factory(f"upgrade-{release}", 1, release)
+    box = sandbox_factory(f"upgrade-{release}", 1, release, image="server")
     keys = make_keys(work)
     releases = {}
     for kind in ("v1", "v2", "v2-broken-migration", "v2-unhealthy"):

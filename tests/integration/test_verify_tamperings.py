@@ -198,7 +198,7 @@ def deployments(sandbox_factory: SandboxFactory, tmp_path_factory: pytest.TempPa
     """Both topologies deployed at once (two ``selfhost deploy`` processes), then
     verified clean once each."""
     boxes: dict[Topology, sandbox_mod.Sandbox] = {
-        "all-in-one": sandbox_factory("tv-aio", hosts=1),
+        "all-in-one": sandbox_factory("tv-aio", hosts=1, image="server"),
         "split": sandbox_factory("tv-split", hosts=3),
     }
     work = tmp_path_factory.mktemp("tamperings")

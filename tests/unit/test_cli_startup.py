@@ -72,7 +72,7 @@ LAZY = {
         **dict.fromkeys(("down", "down_all", "list_sandboxes", "load", "up"),
                         "selfhost.sandbox.lifecycle"),
         **dict.fromkeys(("Guest", "Sandbox"), "selfhost.sandbox.models"),
-        **dict.fromkeys(("DEFAULT_RELEASE", "RELEASES"), "selfhost.sandbox.rootfs")},
+        **dict.fromkeys(("DEFAULT_RELEASE", "IMAGES", "RELEASES"), "selfhost.sandbox.rootfs")},
 }
 
 

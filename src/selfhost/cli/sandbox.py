@@ -49,11 +49,17 @@ def sandbox() -> None:
 @click.option("--release", type=click.Choice(list(sb.RELEASES)), default=None,
               help="Debian release of the guests. Default: bookworm for a new sandbox, "
                    "the sandbox's own release otherwise.")
+@click.option("--image", type=click.Choice(list(sb.IMAGES)), default=None,
+              help="base: a fresh Debian host; server: the packages an all-in-one "
+                   "deployment installs already installed (a golden image; its first "
+                   "deploy is faster). Default: base for a new sandbox, the sandbox's "
+                   "own image otherwise.")
 @click.option("--name", default="default", show_default=True,
               help="Sandbox name; several sandboxes can run at once.")
 @click.option("--install-prereqs", is_flag=True,
               help="apt-get install the host packages the sandbox needs, if missing.")
-def up(hosts: int, release: str | None, name: str, install_prereqs: bool) -> None:
+def up(hosts: int, release: str | None, image: str | None, name: str,
+       install_prereqs: bool) -> None:
     """Create a sandbox of running Debian guests, or complete an existing one.
 
     Safe to re-run: running guests are kept, stopped ones are booted again and new
@@ -63,7 +69,8 @@ def up(hosts: int, release: str | None, name: str, install_prereqs: bool) -> Non
     with the guests' host keys and an Ansible inventory, and prints where.
     """
     with _progress() as progress:
-        box = sb.up(name, hosts, release, install_prereqs=install_prereqs, progress=progress)
+        box = sb.up(name, hosts, release, image=image, install_prereqs=install_prereqs,
+                    progress=progress)
     click.echo(f"sandbox {box.name} (Debian {box.release}), apt proxy {box.apt_proxy}:")
     for guest in box.guests:
         click.echo(f"  {guest.name:<24} {guest.address:<15} {guest.state}")

@@ -2,7 +2,7 @@
 
 Public API (what deploy and verify code call)::
 
-    up(name="default", hosts=1, release=None, *, install_prereqs=False,
+    up(name="default", hosts=1, release=None, *, image=None, install_prereqs=False,
        boot_timeout=120, progress=None) -> Sandbox
     load(name="default") -> Sandbox
     down(name="default", *, grace=30) -> list[str]
@@ -34,17 +34,19 @@ from selfhost import lazy
 if TYPE_CHECKING:
     from selfhost.sandbox.lifecycle import down, down_all, list_sandboxes, load, up
     from selfhost.sandbox.models import Guest, Sandbox
-    from selfhost.sandbox.rootfs import DEFAULT_RELEASE, RELEASES
+    from selfhost.sandbox.rootfs import DEFAULT_RELEASE, IMAGES, RELEASES
 else:
     # imported on first use: the command line reads RELEASES without booting anything
     __getattr__ = lazy.exports(__name__, {
         **dict.fromkeys(("down", "down_all", "list_sandboxes", "load", "up"),
                         "selfhost.sandbox.lifecycle"),
         **dict.fromkeys(("Guest", "Sandbox"), "selfhost.sandbox.models"),
-        **dict.fromkeys(("DEFAULT_RELEASE", "RELEASES"), "selfhost.sandbox.rootfs")})
+        **dict.fromkeys(("DEFAULT_RELEASE", "IMAGES", "RELEASES"),
+                        "selfhost.sandbox.rootfs")})
 
 __all__ = [
     "DEFAULT_RELEASE",
+    "IMAGES",
     "RELEASES",
     "Guest",
     "Sandbox",

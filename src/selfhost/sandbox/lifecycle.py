@@ -116,7 +116,7 @@ def list_sandboxes() -> list[Sandbox]:
 
 
 def _reserve(
-    paths: Paths, name: str, hosts: int, release: str | None
+    paths: Paths, name: str, hosts: int, release: str | None, image: str | None
 ) -> tuple[SandboxRecord, NetworkRecord]:
     """Under the global lock: network up, sandbox recorded, addresses for new guests."""
     with locked(paths.global_lock) as lock:
@@ -130,11 +130,17 @@ def _reserve(
             raise
         record = read_sandbox(paths, name)
         if record is None:
-            record = SandboxRecord(name=name, release=release or rootfs.DEFAULT_RELEASE)
+            record = SandboxRecord(name=name, release=release or rootfs.DEFAULT_RELEASE,
+                                   image=image or rootfs.DEFAULT_IMAGE)
         elif release is not None and release != record.release:
             raise InvalidInput(
                 f"sandbox {name!r} runs Debian {record.release}, not {release}; "
                 f"use another --name for {release} guests"
+            )
+        elif image is not None and image != record.image:
+            raise InvalidInput(
+                f"sandbox {name!r} has guests of the {record.image!r} image, not {image!r}; "
+                f"use another --name for {image!r} guests"
             )
         missing = hosts - len(record.guests)
         if missing > 0:
@@ -152,12 +158,12 @@ def _reserve(
 
 def _create_guest_dir(
     paths: Paths, sandbox: str, g: GuestRecord, *, bridge_address: str, pubkey: str,
-    progress: Progress,
+    progress: Progress, image: str,
 ) -> None:
     gdir = _guest_dir(paths, sandbox, g.name)
     if guest_mod.rootfs_dir(gdir).is_dir():
         return
-    tarball = rootfs.build(paths, g.release)
+    tarball = rootfs.build(paths, g.release, image=image)
     progress(f"extracting {g.name}")
     # Built under a temporary name and renamed, so a killed run never leaves a guest
     # that looks complete but is not.
@@ -184,14 +190,16 @@ def _create_guest_dirs(
             if not guest_mod.rootfs_dir(_guest_dir(paths, record.name, g.name)).is_dir()]
     if not todo:
         return
-    tarball = rootfs.cache_file(paths, record.release, rootfs.host_mirror())
+    tarball = rootfs.cache_file(paths, record.release, rootfs.host_mirror(), record.image)
     if not tarball.exists():
-        progress(f"building the Debian {record.release} rootfs (once; about a minute)")
-    rootfs.build(paths, record.release)
+        progress(f"building the Debian {record.release} {record.image} rootfs "
+                 "(once; a few minutes)")
+    rootfs.build(paths, record.release, image=record.image)
     workers = max(1, min(len(todo), os.cpu_count() or 1))
     with ThreadPoolExecutor(max_workers=workers) as pool:
         futures = [pool.submit(_create_guest_dir, paths, record.name, g,
-                               bridge_address=bridge_address, pubkey=pubkey, progress=progress)
+                               bridge_address=bridge_address, pubkey=pubkey, progress=progress,
+                               image=record.image)
                    for g in todo]
         for future in futures:
             future.result()
@@ -218,6 +226,7 @@ def up(
     hosts: int = 1,
     release: str | None = None,
     *,
+    image: str | None = None,
     install_prereqs: bool = False,
     boot_timeout: float = 120,
     progress: Progress | None = None,
@@ -226,6 +235,9 @@ def up(
 
     ``release`` is ``"bookworm"`` or ``"trixie"``; ``None`` means bookworm for a new
     sandbox and the sandbox's own release otherwise (a sandbox has one release).
+    ``image`` is ``"base"`` (a fresh host) or ``"server"`` (the all-in-one packages
+    already installed; see :mod:`selfhost.sandbox.rootfs`); ``None`` means base for a
+    new sandbox and the sandbox's own image otherwise (a sandbox has one image).
     Idempotent: running guests are kept, stopped ones are booted again, missing ones
     are created; it never removes guests. Returns once every guest's systemd reports
     ``running``; raises :class:`SelfhostError` naming the failed units if one is
@@ -235,23 +247,26 @@ def up(
     validate_hosts(hosts)
     if release is not None:
         validate_release(release)
+    if image is not None and image not in rootfs.IMAGES:
+        raise InvalidInput(f"image {image!r} is not known: choose {' or '.join(rootfs.IMAGES)}")
     prereqs.check(install=install_prereqs)
     say = progress or (lambda _msg: None)
     paths = Paths.from_env()
     try:
-        return _up_locked(paths, name, hosts, release, boot_timeout=boot_timeout, say=say)
+        return _up_locked(paths, name, hosts, release, image, boot_timeout=boot_timeout,
+                          say=say)
     finally:
         _tidy_state_root(paths)
 
 
 def _up_locked(
-    paths: Paths, name: str, hosts: int, release: str | None, *, boot_timeout: float,
-    say: Progress,
+    paths: Paths, name: str, hosts: int, release: str | None, image: str | None, *,
+    boot_timeout: float, say: Progress,
 ) -> Sandbox:
     with locked(paths.sandbox_lock(name)) as lock:
         existed = read_sandbox(paths, name) is not None
         try:
-            record, net = _reserve(paths, name, hosts, release)
+            record, net = _reserve(paths, name, hosts, release, image)
         except BaseException:
             lock.remove_when_done = not existed
             raise

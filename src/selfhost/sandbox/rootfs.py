@@ -3,6 +3,13 @@
 The cached tarball is independent of keys, addresses and sandbox names; everything
 per-guest (authorized key, host keys, hostname, address, apt proxy) is written at
 extract time by :func:`prepare_guest_rootfs`.
+
+Two images per release: ``base`` (debootstrap's minbase plus what a guest needs to be
+reached: the install path a customer's fresh host takes) and ``server``, the base
+with the Debian packages an all-in-one deployment installs already installed, as a
+customer's golden image would have them (Debian's own defaults, services enabled,
+nothing configured). A first deploy onto ``server`` skips dpkg's unpacking and
+PostgreSQL's initdb; everything else it does as on ``base``.
 """
 
 from __future__ import annotations
@@ -18,6 +25,8 @@ from selfhost.sandbox.state import Paths, locked
 from selfhost.sandbox.system import remove_tree, run
 
 RELEASES = ("bookworm", "trixie")
+IMAGES = ("base", "server")
+DEFAULT_IMAGE = "base"
 DEFAULT_RELEASE = "bookworm"
 MIRROR_ENV = "SELFHOST_DEBIAN_MIRROR"
 DEFAULT_MIRROR = "http://deb.debian.org/debian"
@@ -25,8 +34,30 @@ PACKAGES = (
     "systemd", "systemd-sysv", "dbus", "openssh-server", "python3", "sudo",
     "iproute2", "ca-certificates",
 )
+# What the roles install on an all-in-one host (common, postgresql, redis, nginx, the
+# egress proxy, encrypted backups, the contract probe app); kept equal to the roles'
+# package defaults by tests/unit/test_sandbox_rootfs.py.
+SERVER_PACKAGES = (
+    "ca-certificates", "nftables", "python3-apt", "postgresql", "python3-psycopg2",
+    "redis-server", "redis-tools", "nginx", "squid", "gpg", "python3", "python3-redis",
+)
 # Bump when the customisation below changes so old cached tarballs are not reused.
-RECIPE_VERSION = 1
+RECIPE_VERSION = 2
+# Sandbox guests are throwaway hosts: dpkg need not fsync each file it unpacks (a
+# crashed guest is made again, not repaired), and nothing on them reads manuals,
+# documentation or translations. Cuts a first deploy's dpkg time; see the README's
+# benchmarks. Customer hosts are never touched by this.
+DPKG_SANDBOX_CFG = """\
+# selfhost sandbox guest: see selfhost.sandbox.rootfs
+force-unsafe-io
+path-exclude=/usr/share/man/*
+path-exclude=/usr/share/info/*
+path-exclude=/usr/share/doc/*
+path-include=/usr/share/doc/*/copyright
+path-exclude=/usr/share/locale/*
+path-include=/usr/share/locale/locale.alias
+path-exclude=/usr/share/lintian/*
+"""
 
 
 def host_mirror(sources_dir: Path = Path("/etc/apt")) -> str:
@@ -67,12 +98,15 @@ def sources(release: str, mirror: str) -> str:
     )
 
 
-def cache_file(paths: Paths, release: str, mirror: str) -> Path:
-    """The tarball for ``release``; its name changes whenever the recipe does."""
+def cache_file(paths: Paths, release: str, mirror: str, image: str = DEFAULT_IMAGE) -> Path:
+    """The tarball for ``release`` and ``image``; its name changes whenever the recipe
+    does."""
+    packages = ",".join(PACKAGES + (SERVER_PACKAGES if image == "server" else ()))
     digest = hashlib.sha256(
-        f"{RECIPE_VERSION}|{release}|{mirror}|{','.join(PACKAGES)}".encode()
+        f"{RECIPE_VERSION}|{release}|{mirror}|{packages}".encode()
     ).hexdigest()[:12]
-    return paths.rootfs_cache / f"debian-{release}-{digest}.tar.zst"
+    prefix = "debian" if image == DEFAULT_IMAGE else f"debian-{image}"
+    return paths.rootfs_cache / f"{prefix}-{release}-{digest}.tar.zst"
 
 
 def _debootstrap_script(release: str) -> list[str]:
@@ -87,21 +121,18 @@ def _debootstrap_script(release: str) -> list[str]:
 def _customise(root: Path, release: str, mirror: str) -> None:
     """What every guest shares; see the module docstring for what is left to extract time."""
     etc = root / "etc"
-    (etc / "machine-id").write_text("", encoding="ascii")  # systemd makes one per boot
-    with contextlib.suppress(FileNotFoundError):
-        (root / "var/lib/dbus/machine-id").unlink()
-    for key in (etc / "ssh").glob("ssh_host_*"):
-        key.unlink()
+    _scrub(root)
     with contextlib.suppress(FileNotFoundError):
         (etc / "apt/sources.list").unlink()
     (etc / "apt/sources.list.d").mkdir(parents=True, exist_ok=True)
     (etc / "apt/sources.list.d/debian.sources").write_text(sources(release, mirror))
-    for deb in (root / "var/cache/apt/archives").glob("*.deb"):
-        deb.unlink()
     # Lists would be stale and partial (debootstrap fetched only the main suite).
     for lst in (root / "var/lib/apt/lists").glob("*"):
         if lst.is_file():
             lst.unlink()
+    dpkg_cfg = etc / "dpkg/dpkg.cfg.d"
+    dpkg_cfg.mkdir(parents=True, exist_ok=True)
+    (dpkg_cfg / "01selfhost-sandbox").write_text(DPKG_SANDBOX_CFG)
     # The guest runs with --console=passive; a getty on it would only spin.
     systemd_etc = etc / "systemd/system"
     systemd_etc.mkdir(parents=True, exist_ok=True)
@@ -117,7 +148,42 @@ def _customise(root: Path, release: str, mirror: str) -> None:
     resolv.write_text("# no DNS in the selfhost sandbox; apt uses the proxy by address\n")
 
 
-def build(paths: Paths, release: str, *, mirror: str | None = None) -> Path:
+def _scrub(root: Path) -> None:
+    """Remove what must be unique per guest or is only a download cache."""
+    etc = root / "etc"
+    (etc / "machine-id").write_text("", encoding="ascii")  # systemd makes one per boot
+    with contextlib.suppress(FileNotFoundError):
+        (root / "var/lib/dbus/machine-id").unlink()
+    for key in (etc / "ssh").glob("ssh_host_*"):
+        key.unlink()
+    for deb in (root / "var/cache/apt/archives").glob("*.deb"):
+        deb.unlink()
+
+
+def _install_server_packages(root: Path, release: str) -> None:
+    """Install SERVER_PACKAGES into ``root`` in a container that is not booted (so no
+    service starts; policy-rc.d keeps the init scripts from starting them too)."""
+    policy = root / "usr/sbin/policy-rc.d"
+    policy.write_text("#!/bin/sh\n# selfhost: no service starts while the image is built\n"
+                      "exit 101\n")
+    policy.chmod(0o755)
+    script = ("apt-get update -q && apt-get install -y -q " + " ".join(SERVER_PACKAGES)
+              + " && apt-get clean")
+    try:
+        # No systemd runs this machine: no machined to register with, no unit to move into.
+        run(["systemd-nspawn", "--quiet", "--register=no", "--keep-unit", "--pipe",
+             "--resolv-conf=bind-host", "--link-journal=no",
+             f"--directory={root}", "--setenv=DEBIAN_FRONTEND=noninteractive",
+             "/bin/sh", "-c", script],
+            what=f"installing the server packages into the Debian {release} image",
+            timeout=1800)
+    finally:
+        policy.unlink(missing_ok=True)
+    _scrub(root)
+
+
+def build(paths: Paths, release: str, *, mirror: str | None = None,
+          image: str = DEFAULT_IMAGE) -> Path:
     """Return the cached rootfs tarball for ``release``, building it first if needed.
 
     Atomic: debootstrap and tar write into temporary names that are renamed into
@@ -126,32 +192,41 @@ def build(paths: Paths, release: str, *, mirror: str | None = None) -> Path:
     """
     if release not in RELEASES:
         raise SelfhostError(f"unknown release {release!r}; choose one of {', '.join(RELEASES)}")
+    if image not in IMAGES:
+        raise SelfhostError(f"unknown image {image!r}; choose one of {', '.join(IMAGES)}")
     mirror = mirror or host_mirror()
-    target = cache_file(paths, release, mirror)
+    target = cache_file(paths, release, mirror, image)
     if target.exists():
         return target
+    # The server image starts from the base one (built first, under its own lock).
+    base = build(paths, release, mirror=mirror) if image == "server" else None
     paths.rootfs_cache.mkdir(parents=True, exist_ok=True)
-    with locked(paths.rootfs_cache / f".{release}.lock"):
+    with locked(paths.rootfs_cache / f".{release}-{image}.lock"):
         if target.exists():
             return target
-        for stale in paths.rootfs_cache.glob(f".build-{release}-*"):
+        for stale in paths.rootfs_cache.glob(f".build-{release}-{image}-*"):
             # A killed build's debootstrap may outlive it; never pull its dir away.
             pid = stale.name.rsplit("-", 1)[-1]
             if not (pid.isdigit() and Path(f"/proc/{pid}").exists()):
                 remove_tree(stale)
-        work = paths.rootfs_cache / f".build-{release}-{os.getpid()}"
+        work = paths.rootfs_cache / f".build-{release}-{image}-{os.getpid()}"
         root = work / "rootfs"
-        root.mkdir(parents=True)
         try:
-            run(
-                [
-                    "debootstrap", "--variant=minbase", f"--include={','.join(PACKAGES)}",
-                    "--components=main", release, root, mirror, *_debootstrap_script(release),
-                ],
-                what=f"debootstrap of Debian {release} from {mirror}",
-                timeout=1800,
-            )
-            _customise(root, release, mirror)
+            if base is not None:
+                extract(base, root)
+                _install_server_packages(root, release)
+            else:
+                root.mkdir(parents=True)
+                run(
+                    [
+                        "debootstrap", "--variant=minbase", f"--include={','.join(PACKAGES)}",
+                        "--components=main", release, root, mirror,
+                        *_debootstrap_script(release),
+                    ],
+                    what=f"debootstrap of Debian {release} from {mirror}",
+                    timeout=1800,
+                )
+                _customise(root, release, mirror)
             partial = work / "rootfs.tar.zst"
             run(
                 [

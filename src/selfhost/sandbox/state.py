@@ -90,11 +90,14 @@ class SandboxRecord:
     name: str
     release: str
     guests: list[GuestRecord] = field(default_factory=list)
+    #: the rootfs image its guests start from (selfhost.sandbox.rootfs.IMAGES)
+    image: str = "base"
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> SandboxRecord:
         guests = [GuestRecord(**g) for g in data.get("guests", [])]
-        return cls(name=str(data["name"]), release=str(data["release"]), guests=guests)
+        return cls(name=str(data["name"]), release=str(data["release"]), guests=guests,
+                   image=str(data.get("image", "base")))
 
 
 @dataclass
