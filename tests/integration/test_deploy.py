@@ -3,8 +3,9 @@ the all-in-one and the split topology on Debian 12 (whose other presets test_ver
 test_reconcile_cli deploy, as most other modules do, on Debian 12).
 
 Each (preset, release) gets its own sandbox (``split`` four guests) and is deployed
-once per session; the checks then share that deployment. Deploys of one release run
-a few at a time (SELFHOST_TEST_DEPLOY_WORKERS, default 2) to fit CI's time budget.
+once per session, from the base image (the install path) except the AI presets; the
+checks then share that deployment. Deploys of one release run a few at a time
+(SELFHOST_TEST_DEPLOY_WORKERS, default 2) to fit CI's time budget.
 Every deploy is watched for secrets: kept runner artifacts (job events, stdout,
 command), the printed output and the process list.
 """
@@ -70,6 +71,10 @@ pytestmark = pytest.mark.slow
 
 WORKERS = int(os.environ.get("SELFHOST_TEST_DEPLOY_WORKERS", "2"))
 PRESETS_OF = {"bookworm": ("air-gapped", "split"), "trixie": PRESETS}
+#: the install path from plain Debian is the all-in-one's, the split's and the external
+#: database's (no PostgreSQL on the host) on the base image; the AI presets install the
+#: same packages as the all-in-one, so they start from the server image
+SERVER_IMAGE = ("eu-anthropic", "us-openai")
 CASES = [(release, preset) for release in RELEASES for preset in PRESETS_OF[release]]
 AI_DISABLED = [c for c in CASES if c[1] in ("air-gapped", "split", "external-db")]
 LOCAL_SERVICES = [c for c in CASES if c[1] != "external-db"]
@@ -90,7 +95,8 @@ def deployed(sandbox_factory: SandboxFactory, tmp_path_factory: pytest.TempPathF
     done: dict[tuple[str, str], Deployment] = {}
 
     def one(release: str, preset: str) -> Deployment:
-        box = sandbox_factory(sandbox_name(preset, release), guests_needed(preset), release)
+        box = sandbox_factory(sandbox_name(preset, release), guests_needed(preset), release,
+                              image="server" if preset in SERVER_IMAGE else "base")
         work = tmp_path_factory.mktemp(f"{release}-{preset}")
         deployment = Deployment(preset, release, make_profile(work, preset, box), box)
         return run_deploy(deployment, work, label="first")

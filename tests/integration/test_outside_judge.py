@@ -140,8 +140,13 @@ def test_the_oracle_sees_a_secret_in_an_environment(first: Deployment) -> None:
     # The scan above means something only if it finds a value that is there.
     value = secret_values(first.profile_path)["app_secret_key"]
     since = time.time()
-    holder = subprocess.Popen(["sleep", "30"], env={"CARRIES": value})
+    # Between fork and exec the child's /proc environ is still this process's: the
+    # scan starts once the holder says it runs (its own environment in place).
+    holder = subprocess.Popen(["sh", "-c", "echo up; exec sleep 30"], env={"CARRIES": value},
+                              stdout=subprocess.PIPE, text=True)
     try:
+        assert holder.stdout is not None
+        assert holder.stdout.readline() == "up\n"
         hits = environ_hits({"app_secret_key": value}) + leftover_hits(
             {"app_secret_key": value}, since)
     finally:
