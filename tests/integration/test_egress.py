@@ -184,11 +184,31 @@ def _logged(host: Host, pattern: str, seconds: int) -> bool:
     return int(count) > 0
 
 
+#: squid's own log (Debian's default place): a reconfigure writes "Reconfiguring Squid
+#: Cache", then "Accepting HTTP Socket connections" once it listens again
+SQUID_CACHE_LOG = "/var/log/squid/cache.log"
+#: on the guest: reload, then wait (60 s at most) until cache.log shows a new
+#: reconfigure that has finished; prints "settled" or "pending"
+RELOAD_AND_SETTLE = rf"""
+log={SQUID_CACHE_LOG}; count() {{ grep -c 'Reconfiguring Squid Cache' $log || true; }}
+before=$(count); systemctl reload squid.service
+for i in $(seq 600); do
+  up=$(tac $log | awk '/Accepting HTTP Socket/{{a=1}}
+                      /Reconfiguring Squid Cache/{{print a+0; exit}}')
+  [ "$(count)" -gt "$before" ] && [ "$up" = 1 ] && {{ echo settled; exit 0; }}
+  sleep 0.1
+done
+echo pending
+"""
+
+
 def _reload_squid(host: Host) -> None:
-    """``systemctl reload`` returns before squid has reconfigured, and a reconfigure
-    restarts its log daemon (a line handed over meanwhile can be lost): reload, then
-    wait until a refused request of our own is answered and logged."""
-    host.run("systemctl", "reload", "squid.service")
+    """``systemctl reload`` only signals squid, which reconfigures later and restarts
+    its log daemon then (a line handed over meanwhile can be lost): reload, wait until
+    squid's own log shows that reconfigure finished, then until a refused request of
+    our own is answered and logged."""
+    settled = host.run("bash", "-c", RELOAD_AND_SETTLE, timeout=120).strip()
+    assert settled == "settled", "squid did not finish reconfiguring within 60 s of a reload"
     for _ in range(6):
         marker = f"settled-{secrets.token_hex(4)}.invalid:443"
         with contextlib.suppress(AssertionError, IndexError, ValueError):

@@ -3,7 +3,9 @@ with a local database, cache and encrypted backups).
 
 One deployment is rotated with ``--all`` while a loop on the guest requests the
 app's /healthz through nginx; the guest is then asked, with its own clients, which
-password each service accepts. A second rotation is killed half-way and resumed.
+password each service accepts. A second rotation is killed half-way and resumed, and
+the deployment is then taken back to an older one's cache users (no reload user) and
+deployed again.
 Both releases, because what the rotation leans on differs between them: Redis 7.0 and
 8.0 (an ACL user with two passwords, reloaded), PostgreSQL 15 and 17.
 """
@@ -40,6 +42,7 @@ from deploy_support import (
 from process_secrets import environ_hits, leftover_hits
 
 from conftest import SandboxFactory
+from selfhost.deploy import DeployOptions, deploy
 from selfhost.deploy.progress import PlainReporter
 from selfhost.deploy.redact import Redactor, scan
 from selfhost.errors import SelfhostError
@@ -326,3 +329,52 @@ def test_a_rotation_killed_half_way_is_finished_by_the_next(rotation: Rotation) 
     assert _redis_login(d, after) == ["OK", "PONG"]
     status, body = https_get_on_host(d, d.plan.hosts[0].name, "/healthz")
     assert (status, body["status"]) == (200, "ok")
+
+
+#: on the guest, as an older selfhost left a deployment: no reload user in the ACL file
+#: or the running server, and no password file for it (its password goes from the file
+#: to redis-cli's stdin, never into an argv)
+FORGET_RELOAD_USER = r"""
+set -e
+acl={acl}; secret={secret}
+line=$(grep -F -- '+acl|load' "$acl")
+sed -i '/+acl|load/d' "$acl"
+{{ printf 'AUTH %s ' "$(echo "$line" | cut -d' ' -f2)"; cat "$secret"; printf '\nACL LOAD\n'; }} \
+  | redis-cli -h {host} -p {port} --no-auth-warning
+rm "$secret"
+"""
+
+
+def test_an_older_deployment_without_the_reload_user_is_restarted_into_it(
+        rotation: Rotation, tmp_path: Path) -> None:
+    d = _ok(rotation).deployment
+    layout, cache, guest = d.plan.layout, d.plan.cache, d.box.guests[0].name
+    forgot = ssh(d.box, guest, "bash", "-c", FORGET_RELOAD_USER.format(
+        acl=layout.redis_acl_file, secret=layout.redis_reload_password_file,
+        host=cache.listen[0], port=cache.port))
+    assert forgot.stdout.split() == ["OK", "OK"], forgot.stdout + forgot.stderr
+    on_host = ("grep -c -F -- '+acl|load' " + layout.redis_acl_file + "; test -e "
+               + layout.redis_reload_password_file + "; echo $?")
+    assert ssh(d.box, guest, "sh", "-c", on_host).stdout.split() == ["0", "1"]
+    options = {"sandbox": d.box.name, "yes": True, "passphrase": PASSPHRASE}
+
+    # A dry run without the password file: it says the users change and makes nothing.
+    preview = deploy(d.profile_path, DeployOptions(check=True, **options))
+    assert preview.changed > 0
+    assert ssh(d.box, guest, "sh", "-c", on_host).stdout.split() == ["0", "1"]
+
+    # The deploy: the server does not know the reload user, so ACL LOAD is refused and
+    # Redis restarts into the new users (a new main PID), then serves the app's user.
+    before = _cache_process(d)
+    deploy(d.profile_path, DeployOptions(**options))
+    assert _cache_process(d) != before
+    assert ssh(d.box, guest, "sh", "-c", on_host).stdout.split() == ["1", "0"]
+    mode = ssh(d.box, guest, "stat", "-c", "%a %U", layout.redis_reload_password_file)
+    assert mode.stdout.split() == ["600", "root"]
+    current = load_secrets(d.profile_path, passphrase=PASSPHRASE)["cache_password"]
+    assert _redis_login(d, current) == ["OK", "PONG"]
+    status, body = https_get_on_host(d, d.plan.hosts[0].name, "/healthz")
+    assert (status, body["status"]) == (200, "ok")
+    again = run_deploy(Deployment(d.preset, d.release, d.profile_path, d.box), tmp_path,
+                       label="after-old-acl")
+    assert_nothing_changed(again.require())

@@ -280,6 +280,9 @@ def test_rotate_ca_keeps_database_and_cache_trusted_on_every_app_host(site: Site
             d.box.ssh_command(guest_for(d, host), "python3", "-c", HEALTHZ_LOOP,
                               str(d.plan.app.port), stop),
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # Redis re-reads its TLS files in place: the same server process throughout
+    redis_pid = ["systemctl", "show", "-P", "MainPID", LAYOUT.redis_unit]
+    redis_before = site.on("cache1", *redis_pid).strip()
     time.sleep(2)
     try:
         result = rotate_ca(d.profile_path, CaRotateOptions(sandbox=d.box.name, yes=True,
@@ -289,6 +292,8 @@ def test_rotate_ca_keeps_database_and_cache_trusted_on_every_app_host(site: Site
             site.on(host, "touch", stop)
     probes = {h: json.loads(p.communicate(timeout=60)[0] or "{}") for h, p in loops.items()}
     assert result.phases == ["add", "switch", "finish"]
+    assert redis_before not in ("", "0")
+    assert site.on("cache1", *redis_pid).strip() == redis_before
     new, new_sha = _stored_ca(site)
     assert new_sha != old_sha
     # the servers present certificates of the new CA, which the old no longer verifies
