@@ -153,7 +153,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 #: (`time by test file`). The workers take files in this order, heaviest first, and the
 #: unit files fill the gaps at the end: ordered by test count (xdist's default), the
 #: long integration files with few tests came last and the run ended with one worker
-#: on a long file while the other had nothing left.
+#: on a long file while the others had nothing left.
 FILE_SECONDS: dict[str, float] = {
     "tests/integration/test_deploy.py": 1102,
     "tests/integration/test_verify_tamperings.py": 536,
